@@ -1,0 +1,12 @@
+# Every dependency comes from a Debian 12 package (scripts/install-deps.sh).
+find_package(absl CONFIG REQUIRED)
+find_package(CURL REQUIRED)
+find_package(simdjson CONFIG REQUIRED)
+find_package(Boost 1.74 REQUIRED)
+find_package(Threads REQUIRED)
+if(FANOUT_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(FANOUT_BUILD_BENCH)
+  find_package(benchmark CONFIG REQUIRED)
+endif()
