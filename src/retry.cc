@@ -320,6 +320,8 @@ OutcomeClass Classify(const Outcome& outcome, bool retry_invalid_responses) {
       return OutcomeClass::kRetryable;
     case Outcome::Kind::kInvalidResponse:
       return retry_invalid_responses ? OutcomeClass::kRetryable : OutcomeClass::kPermanent;
+    case Outcome::Kind::kRejected:
+      return OutcomeClass::kPermanent;
     case Outcome::Kind::kResponse:
       break;
   }
@@ -342,7 +344,8 @@ OutcomeClass Classify(const Outcome& outcome, bool retry_invalid_responses) {
   }
 }
 
-std::string DescribeOutcome(const Outcome& outcome) {
+namespace {
+std::string DescribeKind(const Outcome& outcome) {
   switch (outcome.kind) {
     case Outcome::Kind::kResponse:
       return absl::StrCat("HTTP ", outcome.http_status);
@@ -352,8 +355,17 @@ std::string DescribeOutcome(const Outcome& outcome) {
       return "timeout";
     case Outcome::Kind::kInvalidResponse:
       return absl::StrCat("invalid response (HTTP ", outcome.http_status, ")");
+    case Outcome::Kind::kRejected:
+      return "rejected";
   }
   return absl::StrCat("unknown outcome kind ", static_cast<int>(outcome.kind));
+}
+}  // namespace
+
+std::string DescribeOutcome(const Outcome& outcome) {
+  std::string description = DescribeKind(outcome);
+  if (!outcome.detail.empty()) absl::StrAppend(&description, ": ", outcome.detail);
+  return description;
 }
 
 std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time wall_now) {

@@ -145,6 +145,20 @@ TEST(ClassifyTest, InvalidResponseFollowsRetryInvalidResponses) {
 // ---------------------------------------------------------------------------
 // DescribeOutcome.
 
+TEST(ClassifyTest, RejectedRequestsArePermanent) {
+  EXPECT_EQ(Classify(Outcome::Rejected("scheme ftp not allowed")), OutcomeClass::kPermanent);
+  EXPECT_EQ(Classify(Outcome::Rejected(), /*retry_invalid_responses=*/true), OutcomeClass::kPermanent);
+}
+
+TEST(DescribeOutcomeTest, AppendsTheDetail) {
+  EXPECT_EQ(DescribeOutcome(Outcome::Rejected("response over the 64 MiB cap")),
+            "rejected: response over the 64 MiB cap");
+  EXPECT_EQ(DescribeOutcome(Outcome::ConnectionError("connection refused")),
+            "connection error: connection refused");
+  EXPECT_EQ(DescribeOutcome(Outcome::InvalidResponse(200, "items pointer /data matched no array")),
+            "invalid response (HTTP 200): items pointer /data matched no array");
+}
+
 TEST(DescribeOutcomeTest, NamesEachKind) {
   EXPECT_EQ(DescribeOutcome(Outcome::Response(503)), "HTTP 503");
   EXPECT_EQ(DescribeOutcome(Outcome::Response(404, absl::Seconds(5))), "HTTP 404");

@@ -46,19 +46,33 @@ struct Outcome {
     kTimeout,          // connect or total timeout
     kInvalidResponse,  // a response arrived but its body could not be used
                        // (truncated, malformed JSON, unexpected shape)
+    kRejected,         // the request can never succeed as made: bad URL, scheme
+                       // or redirect not allowed, response over the size cap
   };
   Kind kind = Kind::kResponse;
   int http_status = 0;  // meaningful when kind == kResponse
   // The server's Retry-After, already parsed (see ParseRetryAfter); nullopt
   // when absent or malformed.
   std::optional<absl::Duration> retry_after;
+  // What went wrong, for messages (e.g. "connection refused", "items pointer
+  // /data matched no array"); may be empty. Never holds secrets.
+  std::string detail;
 
   static Outcome Response(int status, std::optional<absl::Duration> retry_after = std::nullopt) {
-    return Outcome{Kind::kResponse, status, retry_after};
+    return Outcome{Kind::kResponse, status, retry_after, {}};
   }
-  static Outcome ConnectionError() { return Outcome{Kind::kConnectionError, 0, std::nullopt}; }
-  static Outcome Timeout() { return Outcome{Kind::kTimeout, 0, std::nullopt}; }
-  static Outcome InvalidResponse(int status) { return Outcome{Kind::kInvalidResponse, status, std::nullopt}; }
+  static Outcome ConnectionError(std::string detail = {}) {
+    return Outcome{Kind::kConnectionError, 0, std::nullopt, std::move(detail)};
+  }
+  static Outcome Timeout(std::string detail = {}) {
+    return Outcome{Kind::kTimeout, 0, std::nullopt, std::move(detail)};
+  }
+  static Outcome InvalidResponse(int status, std::string detail = {}) {
+    return Outcome{Kind::kInvalidResponse, status, std::nullopt, std::move(detail)};
+  }
+  static Outcome Rejected(std::string detail = {}) {
+    return Outcome{Kind::kRejected, 0, std::nullopt, std::move(detail)};
+  }
 };
 
 // How an outcome is treated.
@@ -68,6 +82,7 @@ enum class OutcomeClass {
                // Retry-After), 504, and invalid responses when configured
   kThrottled,  // 429, and 503 with Retry-After: a cooldown, not a failure
   kPermanent,  // every other status (other 4xx, 501, 505, unresolved 3xx, ...)
+               // and rejected requests
 };
 
 // Classifies an outcome. `retry_invalid_responses` decides whether
@@ -76,7 +91,7 @@ OutcomeClass Classify(const Outcome& outcome, bool retry_invalid_responses = tru
 
 // Human-readable description of an outcome for error messages and dead
 // letters, e.g. "HTTP 503", "connection error", "timeout",
-// "invalid response (HTTP 200)".
+// "invalid response (HTTP 200)", followed by ": <detail>" when there is one.
 std::string DescribeOutcome(const Outcome& outcome);
 
 // Parses an HTTP Retry-After header value (RFC 9110 §10.2.3): either
