@@ -9,7 +9,7 @@ JOBS        ?= 2
 BUILD_TYPE  ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo bench install clean
+.PHONY: all deps configure build test demo demo-pacing bench install clean
 
 all: build
 
@@ -26,6 +26,9 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
 
 demo: build
+	scripts/demo.sh $(BUILD_DIR)
+
+demo-pacing: build
 	$(BUILD_DIR)/examples/pacing_demo
 
 bench: deps

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake make pkg-config
+  build-essential cmake make pkg-config curl
   libabsl-dev            # Status, Time, containers, flags, random
   libcurl4-openssl-dev   # the HTTP transport (multi socket interface)
   libsimdjson-dev        # JSON extraction (On-Demand)

@@ -117,7 +117,7 @@ class Limits {
   }
 
  private:
-  const Clock* const clock_;
+  const Clock* clock_;
   std::vector<std::shared_ptr<RateLimiter>> rate_limiters_;
   std::vector<std::shared_ptr<ConcurrencyLimiter>> concurrency_limiters_;
 };

@@ -1,0 +1,176 @@
+// Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
+//
+// Engine: runs a CrawlPlan to completion. The only part that knows all the
+// others, and only through their interfaces:
+//
+//   take the next task from the Frontier (deepest level first)
+//   -> wait until Limits grant it (global + its level: rate and in-flight),
+//      on event-loop timers, never spinning
+//   -> send it through the Transport
+//   -> listing: extract children and the next page, Complete() them into the
+//      frontier; leaf: write the Record to every Sink, then Complete()
+//   -> failure: the RetryPolicy decides: retry later (not_before), throttle
+//      (pause the upstream's limiter), or dead-letter with the reason.
+//
+// Single-threaded on its EventLoop: every method must be called on the loop
+// thread (Start may be posted there), and callbacks run there.
+
+#ifndef FANOUT_ENGINE_H_
+#define FANOUT_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fanout/crawl_plan.h"
+#include "fanout/event_loop.h"
+#include "fanout/frontier.h"
+#include "fanout/limits.h"
+#include "fanout/retry.h"
+#include "fanout/sink.h"
+#include "fanout/transport.h"
+
+namespace fanout {
+
+// Per-level figures.
+struct LevelStats {
+  std::string name;
+  int64_t requests = 0;
+  int64_t responses_2xx = 0, responses_3xx = 0, responses_4xx = 0, responses_5xx = 0;
+  int64_t transport_errors = 0;  // no response: connection errors, timeouts, ...
+  int64_t invalid = 0;           // a response that could not be used
+  int64_t throttled = 0;         // 429s and 503s with Retry-After
+  int64_t retries = 0;
+  int64_t succeeded = 0;
+  int64_t dead = 0;
+  int64_t in_flight = 0;
+  int64_t pending = 0;
+  int64_t bytes = 0;             // response bodies
+  absl::Duration latency_p50, latency_p90, latency_p99, latency_max;
+};
+
+struct CrawlStats {
+  std::vector<LevelStats> levels;
+  int64_t discovered = 0;  // tasks: roots, children and next pages
+  int64_t succeeded = 0;
+  int64_t dead = 0;
+  int64_t pending = 0;     // not finished (only after a stop)
+  int64_t in_flight = 0;
+  int64_t records = 0;     // leaf documents written to the sinks
+  absl::Duration elapsed;
+  // discovered == succeeded + dead + pending + in_flight, always.
+  bool balanced() const { return discovered == succeeded + dead + pending + in_flight; }
+};
+
+// How a run ended.
+struct CrawlResult {
+  enum class State {
+    kDone,     // nothing left: every task succeeded or is dead
+    kStopped,  // Stop() was called (or max_duration passed): work remains
+  };
+  State state = State::kDone;
+  CrawlStats stats;
+};
+
+// A completed subtree: every descendant of one listing (all its pages and
+// everything below) succeeded or is dead.
+struct SubtreeDone {
+  size_t level;  // the listing's level
+  std::vector<std::pair<std::string, std::string>> path;  // its key (level name, id) ...
+  int64_t records = 0;  // leaf documents written under it
+  int64_t dead = 0;     // tasks dead-lettered under it
+};
+
+struct EngineOptions {
+  // Global limits, shared by every level: requests per second (nullopt = no
+  // rate limit) and requests in flight.
+  std::optional<RateLimitSpec> rate;
+  int max_in_flight = 64;
+  // Headers sent with every request (e.g. Authorization). Never logged.
+  Headers headers;
+  // Stop leasing new tasks after this long (InfiniteDuration = no limit); the
+  // run ends kStopped if work remains.
+  absl::Duration max_duration = absl::InfiniteDuration();
+  // After a stop, how long in-flight requests may take to finish before they
+  // are abandoned (returned to pending).
+  absl::Duration stop_grace = absl::Seconds(10);
+  // Called on the loop when a listing's subtree completes.
+  std::function<void(const SubtreeDone&)> on_subtree_done;
+  // Writes "_SUCCESS" with the subtree's counts under its prefix in this sink
+  // when a subtree completes (optional; must also be among the sinks).
+  FileTreeSink* success_markers = nullptr;
+};
+
+// What the engine works with; all must outlive it, and the transport must be
+// destroyed (or drained) before the engine, since its callbacks return
+// concurrency slots the engine owns. `retry_policy` and
+// `dead_letters` may be null (no retries: every failure is dead; dead letters
+// only counted).
+struct EngineParts {
+  EventLoop* loop = nullptr;
+  Transport* transport = nullptr;
+  Frontier* frontier = nullptr;
+  RetryPolicy* retry_policy = nullptr;
+  std::vector<Sink*> sinks;
+  DeadLetterLog* dead_letters = nullptr;
+};
+
+class Engine {
+ public:
+  // Validates the plan and options (InvalidArgument naming what is wrong).
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(CrawlPlan plan, EngineParts parts,
+                                                        EngineOptions options = {});
+  ~Engine();
+
+  // Starts the crawl: adds the root task (the first level's first page) and
+  // runs until done, stopped or failed; `done` is called once on the loop.
+  // An error (a sink or frontier failure) ends the run early with that status.
+  void Start(absl::AnyInvocable<void(absl::StatusOr<CrawlResult>) &&> done);
+
+  // Stops leasing new tasks; in-flight requests get `stop_grace` to finish.
+  void Stop();
+
+  // A snapshot of the figures so far.
+  CrawlStats Stats() const;
+
+  // The limiter that stands for the upstream (paused on throttling); null when
+  // no global rate is set.
+  RateLimiter* upstream_limiter() const;
+
+  class Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs a crawl to completion on the calling thread with the real transport
+// (CurlTransport) on a fresh io_context and an in-memory frontier: the
+// simplest way to embed fanout. `progress`, if set, is called about every
+// `progress_interval` with a stats snapshot.
+struct RunOptions {
+  EngineOptions engine;
+  RetryOptions retry;
+  RetryBudgetOptions retry_budget;
+  bool use_retry_budget = true;
+  uint64_t seed = 1;
+  absl::Duration connect_timeout = absl::Seconds(10);
+  absl::Duration request_timeout = absl::Seconds(60);
+  bool verify_tls = true;
+  std::function<void(const CrawlStats&)> progress;
+  absl::Duration progress_interval = absl::Seconds(1);
+};
+absl::StatusOr<CrawlResult> RunCrawl(CrawlPlan plan, std::vector<Sink*> sinks, DeadLetterLog* dead_letters,
+                                     RunOptions options);
+
+}  // namespace fanout
+
+#endif  // FANOUT_ENGINE_H_

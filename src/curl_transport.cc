@@ -1,0 +1,992 @@
+// Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
+//
+// CurlTransport: libcurl's multi socket interface on a Boost.Asio io_context.
+//
+// How the pieces fit (compare curl's docs/examples/asiohiper.cpp):
+//  - CURLMOPT_SOCKETFUNCTION tells us which socket curl wants watched and for
+//    what (in, out, both, or removed). Each watched socket gets a SocketState
+//    holding a non-owning asio::posix::stream_descriptor: curl opens and
+//    closes every socket itself, we only borrow the descriptor for
+//    async_wait, and release() it (never close it) on CURL_POLL_REMOVE. This
+//    works for every descriptor curl watches, including ones it did not open
+//    through CURLOPT_OPENSOCKETFUNCTION (the threaded resolver's socketpair),
+//    and it cannot close a descriptor twice because it never closes one.
+//  - When a wait completes we call curl_multi_socket_action for that socket
+//    and direction, then re-arm the wait if curl still wants it. A change of
+//    interest does not cancel a pending wait: a wait that is no longer wanted
+//    is ignored when it completes (cancelling would cancel both directions).
+//  - CURLMOPT_TIMERFUNCTION arms one steady_timer (-1 cancels it, 0 posts a
+//    handler instead of calling curl from inside its own callback).
+//  - After every socket_action, finished transfers are collected with
+//    curl_multi_info_read and their callbacks run, outside of any curl call.
+//
+// Every handler that can outlive the transport (waits, the timer, posts)
+// holds a shared Liveness token; the destructor clears it, so a handler that
+// runs after the transport is gone does nothing. SocketState is shared with
+// its pending waits, so a wait that completes after its socket was removed
+// touches only its own (still allocated) SocketState.
+//
+// Transfers ("calls") are pooled: a finished call keeps its easy handle,
+// which is configured once and reused; per-request options are set on every
+// Send. The multi handle owns the connection and DNS caches, so reuse
+// survives the easy handles.
+
+#include "fanout/curl_transport.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+
+#ifndef FANOUT_VERSION
+#define FANOUT_VERSION "unknown"
+#endif
+
+namespace fanout {
+namespace {
+
+namespace asio = boost::asio;
+
+// Timeouts are passed to curl in milliseconds as a long; anything longer than
+// this is treated as this (a month: effectively "no timeout").
+constexpr int64_t kMaxTimeoutMs = int64_t{30} * 24 * 60 * 60 * 1000;
+constexpr int kMaxRedirectsLimit = 50;
+// URLs longer than this are shortened in error messages.
+constexpr size_t kMaxUrlInMessage = 2048;
+
+absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// Milliseconds for curl, rounded up so that a positive duration never becomes
+// 0 (which curl reads as "no timeout").
+long CurlMilliseconds(absl::Duration d) {
+  int64_t ms = absl::ToInt64Milliseconds(d);
+  if (d > absl::Milliseconds(ms)) ++ms;
+  return static_cast<long>(std::clamp<int64_t>(ms, 1, kMaxTimeoutMs));
+}
+
+// `url` for error messages: userinfo ("user:password@") removed, shortened if
+// very long. Works on malformed URLs too (it only looks for "://" and '@').
+std::string RedactUrl(std::string_view url) {
+  std::string out;
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) {
+    out.assign(url);
+  } else {
+    const size_t authority = scheme_end + 3;
+    size_t authority_end = url.find_first_of("/?#", authority);
+    if (authority_end == std::string_view::npos) authority_end = url.size();
+    const size_t at = url.substr(authority, authority_end - authority).rfind('@');
+    if (at == std::string_view::npos) {
+      out.assign(url);
+    } else {
+      out.assign(url.substr(0, authority));
+      out.append(url.substr(authority + at + 1));
+    }
+  }
+  if (out.size() > kMaxUrlInMessage) {
+    out.resize(kMaxUrlInMessage);
+    out.append("...");
+  }
+  return out;
+}
+
+bool HasHttpScheme(std::string_view url) {
+  const absl::string_view u = AbslView(url);
+  return absl::StartsWithIgnoreCase(u, "http://") || absl::StartsWithIgnoreCase(u, "https://");
+}
+
+// RFC 9110 token characters (method and header names).
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(u)) continue;
+    if (std::strchr("!#$%&'*+-.^_`|~", c) == nullptr || c == '\0') return false;
+  }
+  return true;
+}
+
+bool HasLineBreakOrNul(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+// What is wrong with header `h`, if anything. Never shows the value.
+std::optional<std::string> HeaderProblem(const std::pair<std::string, std::string>& h) {
+  if (!IsToken(h.first)) {
+    return absl::StrFormat("header name \"%s\" is not a valid HTTP token",
+                           absl::CHexEscape(h.first));
+  }
+  if (HasLineBreakOrNul(h.second)) {
+    return absl::StrFormat("value of header \"%s\" contains CR, LF or NUL", h.first);
+  }
+  return std::nullopt;
+}
+
+// "Name: value", or "Name;" for an empty value (curl's way to send a header
+// with no value; "Name:" would remove it).
+std::string HeaderLine(const std::pair<std::string, std::string>& h) {
+  std::string line;
+  line.reserve(h.first.size() + h.second.size() + 2);
+  line.append(h.first);
+  if (h.second.empty()) {
+    line.push_back(';');
+  } else {
+    line.append(": ");
+    line.append(h.second);
+  }
+  return line;
+}
+
+// Runs curl_global_init once per process (libcurl requires it before any other
+// call; its lazy fallback in curl_easy_init is not thread-safe).
+void InitCurlOnce() {
+  static const CURLcode kInit = curl_global_init(CURL_GLOBAL_DEFAULT);
+  (void)kInit;
+}
+
+}  // namespace
+
+class CurlTransport::Impl {
+ public:
+  Impl(asio::io_context& io, CurlTransportOptions options)
+      : io_(io), options_(std::move(options)), timer_(io), liveness_(std::make_shared<Liveness>()) {
+    liveness_->impl = this;
+  }
+  ~Impl();
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  absl::Status Init();
+  void Send(Request request, ResponseCallback done);
+  int64_t in_flight() const { return in_flight_; }
+
+ private:
+  // Cleared by the destructor; handlers that may run later hold a copy.
+  struct Liveness {
+    Impl* impl = nullptr;
+  };
+
+  // Why a transfer was aborted from one of our own callbacks.
+  enum class Abort { kNone, kRawTooLarge, kDecodedTooLarge, kHeadersTooLarge, kOutOfMemory };
+
+  // One pooled transfer.
+  struct Call {
+    enum class State { kFree, kActive, kReady };
+
+    Impl* impl = nullptr;
+    CURL* easy = nullptr;
+    State state = State::kFree;
+    Request request;
+    ResponseCallback done;
+    Response response;
+    absl::Status status;                   // the result when not OK
+    curl_slist* request_headers = nullptr; // when the request has its own headers
+    Abort abort = Abort::kNone;
+    int64_t header_bytes = 0;
+    bool body_started = false;
+    Call* next_ready = nullptr;
+    char error[CURL_ERROR_SIZE] = {};
+  };
+
+  // One socket curl asked us to watch.
+  struct SocketState {
+    SocketState(asio::io_context& io, curl_socket_t s) : fd(s), descriptor(io) {}
+    ~SocketState() { Close(); }
+    // Stops watching; the descriptor stays open (curl closes it).
+    void Close() {
+      removed = true;
+      if (descriptor.is_open()) descriptor.release();  // cancels pending waits
+    }
+
+    curl_socket_t fd;
+    asio::posix::stream_descriptor descriptor;
+    int want = 0;  // CURL_POLL_* bits
+    bool read_armed = false;
+    bool write_armed = false;
+    bool removed = false;
+  };
+
+  // curl callbacks.
+  static int OnSocket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp);
+  static int OnTimer(CURLM* multi, long timeout_ms, void* userp);
+  static size_t OnBody(char* data, size_t size, size_t count, void* userp);
+  static size_t OnHeader(char* data, size_t size, size_t count, void* userp);
+  static int OnProgress(void* userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                        curl_off_t ulnow);
+
+  // Runs `f`, which may allocate, inside a curl callback: an exception must
+  // not unwind through libcurl's C frames. False (and the call marked
+  // kOutOfMemory) if it threw.
+  template <typename F>
+  static bool Guard(Call& call, F&& f) noexcept {
+    try {
+      f();
+      return true;
+    } catch (...) {
+      call.abort = Abort::kOutOfMemory;
+      return false;
+    }
+  }
+
+  int HandleSocket(curl_socket_t s, int what, SocketState* state);
+  void Arm(const std::shared_ptr<SocketState>& state);
+  void OnSocketReady(const std::shared_ptr<Liveness>& live,
+                     const std::shared_ptr<SocketState>& state, int direction,
+                     const boost::system::error_code& ec);
+  void HandleTimer(long timeout_ms);
+  void OnTimeout(const std::shared_ptr<Liveness>& live);
+
+  Call* AcquireCall();
+  absl::Status ConfigureEasy(Call& call);
+  absl::Status Prepare(Call& call);
+  void CollectFinished();
+  void Finish(Call& call, CURLcode code);
+  absl::Status ErrorFor(const Call& call, CURLcode code) const;
+  std::string Where(const Call& call) const;
+  void PushReady(Call& call);
+  void ScheduleDrain();
+  void Drain(const std::shared_ptr<Liveness>& live);
+  // Hands `call`'s result to its callback and returns the call to the pool.
+  void Deliver(Call& call);
+
+  asio::io_context& io_;
+  const CurlTransportOptions options_;
+  std::string user_agent_;
+  long connect_timeout_ms_ = 0;
+  long total_timeout_ms_ = 0;
+  bool http2_ = false;
+  CURLM* multi_ = nullptr;
+  CURLU* url_parser_ = nullptr;
+  curl_slist* default_headers_ = nullptr;
+  asio::steady_timer timer_;
+  std::shared_ptr<Liveness> liveness_;
+  absl::flat_hash_map<curl_socket_t, std::shared_ptr<SocketState>> sockets_;
+  std::vector<std::unique_ptr<Call>> calls_;  // every call, owning
+  std::vector<Call*> free_calls_;
+  Call* ready_head_ = nullptr;
+  Call* ready_tail_ = nullptr;
+  int64_t in_flight_ = 0;
+  bool timeout_posted_ = false;
+  bool drain_posted_ = false;
+  bool shutting_down_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Setup and teardown.
+
+absl::Status CurlTransport::Impl::Init() {
+  InitCurlOnce();
+  user_agent_ = options_.user_agent.empty() ? std::string("fanout/" FANOUT_VERSION)
+                                            : options_.user_agent;
+  connect_timeout_ms_ = CurlMilliseconds(options_.connect_timeout);
+  total_timeout_ms_ = CurlMilliseconds(options_.total_timeout);
+  const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+  http2_ = options_.http2 && info != nullptr && (info->features & CURL_VERSION_HTTP2) != 0;
+
+  for (const auto& header : options_.default_headers) {
+    curl_slist* appended = curl_slist_append(default_headers_, HeaderLine(header).c_str());
+    if (appended == nullptr) return absl::ResourceExhaustedError("curl transport: out of memory");
+    default_headers_ = appended;
+  }
+  url_parser_ = curl_url();
+  multi_ = curl_multi_init();
+  if (url_parser_ == nullptr || multi_ == nullptr) {
+    return absl::InternalError("curl transport: curl_multi_init failed");
+  }
+  CURLMcode rc = CURLM_OK;
+  const auto set = [&](CURLMcode code) {
+    if (rc == CURLM_OK) rc = code;
+  };
+  set(curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Impl::OnSocket));
+  set(curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this));
+  set(curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Impl::OnTimer));
+  set(curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this));
+  set(curl_multi_setopt(multi_, CURLMOPT_PIPELINING,
+                        http2_ ? long{CURLPIPE_MULTIPLEX} : long{CURLPIPE_NOTHING}));
+  set(curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
+                        static_cast<long>(options_.max_connections_per_host)));
+  set(curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                        static_cast<long>(options_.max_total_connections)));
+  if (rc != CURLM_OK) {
+    return absl::InternalError(
+        absl::StrFormat("curl transport: curl_multi_setopt failed: %s", curl_multi_strerror(rc)));
+  }
+  return absl::OkStatus();
+}
+
+CurlTransport::Impl::~Impl() {
+  shutting_down_ = true;
+  // Cancel what curl is working on; finished calls keep their results.
+  for (const auto& call : calls_) {
+    if (call->state != Call::State::kActive) continue;
+    curl_multi_remove_handle(multi_, call->easy);
+    curl_slist_free_all(call->request_headers);
+    call->request_headers = nullptr;
+    call->response = Response();
+    call->status = absl::CancelledError(
+        absl::StrFormat("%s: cancelled: the transport was destroyed", Where(*call)));
+    PushReady(*call);
+  }
+  // Call back everything not yet called back, here: the io_context may never
+  // run again. A callback that calls Send gets kCancelled through this loop.
+  while (ready_head_ != nullptr) Deliver(*ready_head_);
+
+  liveness_->impl = nullptr;
+  if (multi_ != nullptr) curl_multi_cleanup(multi_);  // may report CURL_POLL_REMOVE
+  multi_ = nullptr;
+  for (auto& [fd, state] : sockets_) state->Close();
+  sockets_.clear();
+  for (const auto& call : calls_) {
+    if (call->easy != nullptr) curl_easy_cleanup(call->easy);
+  }
+  curl_url_cleanup(url_parser_);
+  curl_slist_free_all(default_headers_);
+  boost::system::error_code ignored;
+  timer_.cancel(ignored);
+}
+
+// ---------------------------------------------------------------------------
+// Sending.
+
+void CurlTransport::Impl::Send(Request request, ResponseCallback done) {
+  ++in_flight_;
+  Call* call = AcquireCall();
+  call->request = std::move(request);
+  call->done = std::move(done);
+  call->response = Response();
+  call->status = absl::OkStatus();
+  if (shutting_down_) {
+    // Only reachable from a callback run by the destructor.
+    call->status = absl::CancelledError(
+        absl::StrFormat("%s: cancelled: the transport is being destroyed", Where(*call)));
+    PushReady(*call);
+    return;
+  }
+  absl::Status status = Prepare(*call);
+  if (status.ok()) {
+    const CURLMcode rc = curl_multi_add_handle(multi_, call->easy);
+    if (rc == CURLM_OK) {
+      call->state = Call::State::kActive;
+      return;
+    }
+    status = absl::InternalError(absl::StrFormat("%s: curl_multi_add_handle failed: %s",
+                                                 Where(*call), curl_multi_strerror(rc)));
+  }
+  curl_slist_free_all(call->request_headers);
+  call->request_headers = nullptr;
+  call->status = std::move(status);
+  PushReady(*call);
+  ScheduleDrain();
+}
+
+CurlTransport::Impl::Call* CurlTransport::Impl::AcquireCall() {
+  if (!free_calls_.empty()) {
+    Call* call = free_calls_.back();
+    free_calls_.pop_back();
+    return call;
+  }
+  calls_.push_back(std::make_unique<Call>());
+  calls_.back()->impl = this;
+  return calls_.back().get();
+}
+
+// Options that are the same for every request, set once per easy handle.
+absl::Status CurlTransport::Impl::ConfigureEasy(Call& call) {
+  CURL* e = call.easy;
+  CURLcode rc = CURLE_OK;
+  const char* failed = nullptr;
+  const auto set = [&](const char* name, CURLcode code) {
+    if (rc == CURLE_OK && code != CURLE_OK) {
+      rc = code;
+      failed = name;
+    }
+  };
+  set("PRIVATE", curl_easy_setopt(e, CURLOPT_PRIVATE, &call));
+  set("ERRORBUFFER", curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call.error));
+  set("NOSIGNAL", curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
+  set("WRITEFUNCTION", curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::OnBody));
+  set("WRITEDATA", curl_easy_setopt(e, CURLOPT_WRITEDATA, &call));
+  set("HEADERFUNCTION", curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::OnHeader));
+  set("HEADERDATA", curl_easy_setopt(e, CURLOPT_HEADERDATA, &call));
+  set("XFERINFOFUNCTION", curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &Impl::OnProgress));
+  set("XFERINFODATA", curl_easy_setopt(e, CURLOPT_XFERINFODATA, &call));
+  set("NOPROGRESS", curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L));
+  set("PROTOCOLS_STR", curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https"));
+  set("REDIR_PROTOCOLS_STR", curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
+  set("FOLLOWLOCATION",
+      curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, options_.max_redirects > 0 ? 1L : 0L));
+  set("MAXREDIRS", curl_easy_setopt(e, CURLOPT_MAXREDIRS, static_cast<long>(options_.max_redirects)));
+  set("CONNECTTIMEOUT_MS", curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms_));
+  set("SSL_VERIFYPEER", curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L));
+  set("SSL_VERIFYHOST", curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L));
+  if (!options_.ca_file.empty()) {
+    set("CAINFO", curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str()));
+  }
+  set("HTTP_VERSION",
+      curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                       http2_ ? long{CURL_HTTP_VERSION_2TLS} : long{CURL_HTTP_VERSION_1_1}));
+  if (!options_.accept_encoding.empty()) {
+    set("ACCEPT_ENCODING",
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, options_.accept_encoding.c_str()));
+  }
+  set("USERAGENT", curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent_.c_str()));
+  if (rc != CURLE_OK) {
+    return absl::InternalError(absl::StrFormat("curl transport: setting CURLOPT_%s failed: %s",
+                                               failed, curl_easy_strerror(rc)));
+  }
+  return absl::OkStatus();
+}
+
+// Validates the request and sets the per-request options.
+absl::Status CurlTransport::Impl::Prepare(Call& call) {
+  const Request& r = call.request;
+  if (!IsToken(r.method)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "curl transport: request method \"%s\" is not a valid HTTP token",
+        absl::CHexEscape(AbslView(r.method))));
+  }
+  if (!HasHttpScheme(r.url)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: unsupported URL: only absolute http:// and https:// URLs are allowed", Where(call)));
+  }
+  if (r.url.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: malformed URL: contains NUL", Where(call)));
+  }
+  const CURLUcode uc = curl_url_set(url_parser_, CURLUPART_URL, r.url.c_str(), 0);
+  if (uc != CURLUE_OK) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: malformed URL: %s", Where(call), curl_url_strerror(uc)));
+  }
+
+  curl_slist* headers = default_headers_;
+  if (!r.headers.empty()) {
+    for (const auto& header : r.headers) {
+      if (std::optional<std::string> problem = HeaderProblem(header)) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s: %s", Where(call), *problem));
+      }
+    }
+    // Defaults first, minus those the request replaces, then the request's.
+    curl_slist* list = nullptr;
+    const auto append = [&list](const std::pair<std::string, std::string>& h) {
+      curl_slist* appended = curl_slist_append(list, HeaderLine(h).c_str());
+      if (appended == nullptr) return false;
+      list = appended;
+      return true;
+    };
+    bool ok = true;
+    for (const auto& header : options_.default_headers) {
+      if (!FindHeader(r.headers, header.first).has_value()) ok = ok && append(header);
+    }
+    for (const auto& header : r.headers) ok = ok && append(header);
+    call.request_headers = list;
+    if (!ok) return absl::ResourceExhaustedError(absl::StrFormat("%s: out of memory", Where(call)));
+    headers = list;
+  }
+
+  if (call.easy == nullptr) {
+    call.easy = curl_easy_init();
+    if (call.easy == nullptr) {
+      return absl::InternalError(absl::StrFormat("%s: curl_easy_init failed", Where(call)));
+    }
+    if (absl::Status s = ConfigureEasy(call); !s.ok()) {
+      curl_easy_cleanup(call.easy);
+      call.easy = nullptr;
+      return s;
+    }
+  }
+  CURL* e = call.easy;
+  call.error[0] = '\0';
+  call.abort = Abort::kNone;
+  call.header_bytes = 0;
+  call.body_started = false;
+
+  CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+  const auto set = [&rc](CURLcode code) {
+    if (rc == CURLE_OK) rc = code;
+  };
+  if (r.method == "GET") {
+    set(curl_easy_setopt(e, CURLOPT_HTTPGET, 1L));  // also clears NOBODY
+    set(curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, static_cast<char*>(nullptr)));
+  } else if (r.method == "HEAD") {
+    set(curl_easy_setopt(e, CURLOPT_NOBODY, 1L));
+    set(curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, static_cast<char*>(nullptr)));
+  } else {
+    set(curl_easy_setopt(e, CURLOPT_HTTPGET, 1L));
+    set(curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str()));
+  }
+  set(curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers));
+  // Over TLS with HTTP/2, wait for a connection being set up rather than open
+  // another, in case it multiplexes. Never for http://: an HTTP/1.1 request
+  // would wait for the previous response on that connection.
+  const bool https = absl::StartsWithIgnoreCase(AbslView(r.url), "https://");
+  set(curl_easy_setopt(e, CURLOPT_PIPEWAIT, http2_ && https ? 1L : 0L));
+  set(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                       r.timeout > absl::ZeroDuration() ? CurlMilliseconds(r.timeout)
+                                                        : total_timeout_ms_));
+  if (rc != CURLE_OK) {
+    return absl::InternalError(
+        absl::StrFormat("%s: setting request options failed: %s", Where(call), curl_easy_strerror(rc)));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Completion.
+
+void CurlTransport::Impl::CollectFinished() {
+  int pending = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &pending)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Call* call = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &call);
+    const CURLcode code = msg->data.result;  // read before remove_handle frees msg
+    if (call != nullptr && call->state == Call::State::kActive) Finish(*call, code);
+  }
+}
+
+void CurlTransport::Impl::Finish(Call& call, CURLcode code) {
+  curl_multi_remove_handle(multi_, call.easy);
+  curl_slist_free_all(call.request_headers);
+  call.request_headers = nullptr;
+  if (code == CURLE_OK && call.abort == Abort::kNone) {
+    Response& response = call.response;
+    long status = 0;
+    curl_easy_getinfo(call.easy, CURLINFO_RESPONSE_CODE, &status);
+    response.status = static_cast<int>(status);
+    const char* url = nullptr;
+    if (curl_easy_getinfo(call.easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url != nullptr) {
+      response.url.assign(url);
+    } else {
+      response.url = call.request.url;
+    }
+    curl_off_t total_us = 0;
+    curl_easy_getinfo(call.easy, CURLINFO_TOTAL_TIME_T, &total_us);
+    response.elapsed = absl::Microseconds(total_us);
+    curl_off_t downloaded = 0;
+    curl_easy_getinfo(call.easy, CURLINFO_SIZE_DOWNLOAD_T, &downloaded);
+    response.wire_bytes = downloaded;
+    call.status = absl::OkStatus();
+  } else {
+    call.status = ErrorFor(call, code);
+    call.response = Response();  // free a partial body now
+  }
+  PushReady(call);
+}
+
+std::string CurlTransport::Impl::Where(const Call& call) const {
+  return absl::StrFormat("%s %s", call.request.method, RedactUrl(call.request.url));
+}
+
+absl::Status CurlTransport::Impl::ErrorFor(const Call& call, CURLcode code) const {
+  const std::string where = Where(call);
+  std::string detail = call.error[0] != '\0' ? std::string(call.error) : curl_easy_strerror(code);
+  while (!detail.empty() && absl::ascii_isspace(static_cast<unsigned char>(detail.back()))) {
+    detail.pop_back();
+  }
+  const int64_t cap = options_.max_response_bytes;
+  switch (call.abort) {
+    case Abort::kNone:
+      break;
+    case Abort::kRawTooLarge:
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "%s: response body larger than max_response_bytes (%d) as received", where, cap));
+    case Abort::kDecodedTooLarge:
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "%s: response body larger than max_response_bytes (%d) after decoding", where, cap));
+    case Abort::kHeadersTooLarge:
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "%s: response headers larger than max_response_bytes (%d)", where, cap));
+    case Abort::kOutOfMemory:
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("%s: out of memory while receiving the response", where));
+  }
+  long redirects = 0;
+  curl_easy_getinfo(call.easy, CURLINFO_REDIRECT_COUNT, &redirects);
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return absl::UnavailableError(absl::StrFormat("%s: name resolution failed: %s", where, detail));
+    case CURLE_COULDNT_CONNECT:
+      return absl::UnavailableError(absl::StrFormat("%s: connection failed: %s", where, detail));
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_HTTP3:
+    case CURLE_QUIC_CONNECT_ERROR:
+      return absl::UnavailableError(
+          absl::StrFormat("%s: connection closed or failed: %s", where, detail));
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+      return absl::UnavailableError(absl::StrFormat("%s: TLS failed: %s", where, detail));
+    case CURLE_OPERATION_TIMEDOUT:
+      return absl::DeadlineExceededError(absl::StrFormat("%s: timed out: %s", where, detail));
+    case CURLE_TOO_MANY_REDIRECTS:
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s: too many redirects (max_redirects %d): %s", where, options_.max_redirects, detail));
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      if (redirects > 0) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "%s: redirect to a disallowed or malformed URL (only http and https are followed): %s",
+            where, detail));
+      }
+      return absl::InvalidArgumentError(absl::StrFormat("%s: invalid URL: %s", where, detail));
+    case CURLE_FILESIZE_EXCEEDED:
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "%s: response body larger than max_response_bytes (%d): %s", where, cap, detail));
+    default:
+      return absl::InternalError(absl::StrFormat("%s: %s (curl error %d)", where, detail,
+                                                 static_cast<int>(code)));
+  }
+}
+
+void CurlTransport::Impl::PushReady(Call& call) {
+  call.state = Call::State::kReady;
+  call.next_ready = nullptr;
+  if (ready_tail_ == nullptr) {
+    ready_head_ = &call;
+  } else {
+    ready_tail_->next_ready = &call;
+  }
+  ready_tail_ = &call;
+}
+
+void CurlTransport::Impl::ScheduleDrain() {
+  if (drain_posted_) return;
+  drain_posted_ = true;
+  asio::post(io_, [live = liveness_] {
+    if (Impl* impl = live->impl) {
+      impl->drain_posted_ = false;
+      impl->Drain(live);
+    }
+  });
+}
+
+// Runs ready callbacks. A callback may destroy the transport: `live` (owned by
+// the caller's handler) says whether `this` still exists.
+void CurlTransport::Impl::Drain(const std::shared_ptr<Liveness>& live) {
+  while (live->impl != nullptr && ready_head_ != nullptr) Deliver(*ready_head_);
+}
+
+void CurlTransport::Impl::Deliver(Call& call) {
+  ready_head_ = call.next_ready;
+  if (ready_head_ == nullptr) ready_tail_ = nullptr;
+  call.next_ready = nullptr;
+  ResponseCallback done = std::move(call.done);
+  absl::StatusOr<Response> result =
+      call.status.ok() ? absl::StatusOr<Response>(std::move(call.response))
+                       : absl::StatusOr<Response>(std::move(call.status));
+  call.done = nullptr;
+  call.request.headers.clear();
+  call.state = Call::State::kFree;
+  free_calls_.push_back(&call);
+  --in_flight_;
+  // Last: `this` may be destroyed by the callback.
+  if (done) std::move(done)(std::move(result));
+}
+
+// ---------------------------------------------------------------------------
+// curl callbacks.
+
+int CurlTransport::Impl::OnSocket(CURL* /*easy*/, curl_socket_t s, int what, void* userp,
+                                  void* socketp) {
+  try {
+    return static_cast<Impl*>(userp)->HandleSocket(s, what, static_cast<SocketState*>(socketp));
+  } catch (...) {  // allocation failure; curl fails the transfers on this socket
+    return -1;
+  }
+}
+
+int CurlTransport::Impl::HandleSocket(curl_socket_t s, int what, SocketState* known) {
+  if (what == CURL_POLL_REMOVE) {
+    if (auto it = sockets_.find(s); it != sockets_.end()) {
+      it->second->Close();
+      sockets_.erase(it);
+    }
+    return 0;
+  }
+  std::shared_ptr<SocketState>* slot = nullptr;
+  if (known == nullptr) {
+    // New to curl. A leftover entry for the same descriptor number would be a
+    // socket curl closed without telling us; drop it before watching anew.
+    std::shared_ptr<SocketState>& entry = sockets_[s];
+    if (entry != nullptr) entry->Close();
+    entry = std::make_shared<SocketState>(io_, s);
+    boost::system::error_code ec;
+    entry->descriptor.assign(s, ec);
+    if (ec) {
+      entry->removed = true;
+      sockets_.erase(s);
+      return -1;
+    }
+    curl_multi_assign(multi_, s, entry.get());
+    slot = &entry;
+  } else {
+    auto it = sockets_.find(s);
+    if (it == sockets_.end() || it->second.get() != known) return 0;
+    slot = &it->second;
+  }
+  (*slot)->want = what;
+  if (!shutting_down_) Arm(*slot);
+  return 0;
+}
+
+void CurlTransport::Impl::Arm(const std::shared_ptr<SocketState>& state) {
+  if (state->removed) return;
+  if ((state->want & CURL_POLL_IN) != 0 && !state->read_armed) {
+    state->read_armed = true;
+    state->descriptor.async_wait(
+        asio::posix::stream_descriptor::wait_read,
+        [live = liveness_, state](const boost::system::error_code& ec) {
+          state->read_armed = false;
+          if (Impl* impl = live->impl) impl->OnSocketReady(live, state, CURL_CSELECT_IN, ec);
+        });
+  }
+  if ((state->want & CURL_POLL_OUT) != 0 && !state->write_armed) {
+    state->write_armed = true;
+    state->descriptor.async_wait(
+        asio::posix::stream_descriptor::wait_write,
+        [live = liveness_, state](const boost::system::error_code& ec) {
+          state->write_armed = false;
+          if (Impl* impl = live->impl) impl->OnSocketReady(live, state, CURL_CSELECT_OUT, ec);
+        });
+  }
+}
+
+void CurlTransport::Impl::OnSocketReady(const std::shared_ptr<Liveness>& live,
+                                        const std::shared_ptr<SocketState>& state, int direction,
+                                        const boost::system::error_code& ec) {
+  if (state->removed || ec == asio::error::operation_aborted) return;
+  // A wait curl no longer wants (its interest changed while we waited).
+  if (!ec && (state->want & direction) == 0) return;
+  int running = 0;
+  curl_multi_socket_action(multi_, state->fd, ec ? CURL_CSELECT_ERR : direction, &running);
+  Arm(state);  // no-op if curl removed the socket meanwhile
+  CollectFinished();
+  Drain(live);
+}
+
+int CurlTransport::Impl::OnTimer(CURLM* /*multi*/, long timeout_ms, void* userp) {
+  try {
+    static_cast<Impl*>(userp)->HandleTimer(timeout_ms);
+    return 0;
+  } catch (...) {  // allocation failure
+    return -1;
+  }
+}
+
+void CurlTransport::Impl::HandleTimer(long timeout_ms) {
+  if (shutting_down_) return;
+  if (timeout_ms < 0) {
+    boost::system::error_code ignored;
+    timer_.cancel(ignored);
+  } else if (timeout_ms == 0) {
+    // "Now": run it from the event loop, not from inside curl. The timer is
+    // left as it is; if it fires later, curl treats that as a no-op.
+    if (!timeout_posted_) {
+      timeout_posted_ = true;
+      asio::post(io_, [live = liveness_] {
+        if (Impl* self = live->impl) {
+          self->timeout_posted_ = false;
+          self->OnTimeout(live);
+        }
+      });
+    }
+  } else {
+    timer_.expires_after(std::chrono::milliseconds(timeout_ms));  // cancels the previous wait
+    timer_.async_wait([live = liveness_](const boost::system::error_code& ec) {
+      if (ec) return;  // cancelled or re-armed
+      if (Impl* self = live->impl) self->OnTimeout(live);
+    });
+  }
+}
+
+void CurlTransport::Impl::OnTimeout(const std::shared_ptr<Liveness>& live) {
+  int running = 0;
+  curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+  CollectFinished();
+  Drain(live);
+}
+
+// Decoded body bytes. Both caps are checked here, so a decompression bomb is
+// stopped at the first chunk past the cap; returning less than `count` makes
+// curl abort the transfer with CURLE_WRITE_ERROR.
+size_t CurlTransport::Impl::OnBody(char* data, size_t /*size is always 1*/, size_t count,
+                                   void* userp) {
+  Call& call = *static_cast<Call*>(userp);
+  const int64_t cap = call.impl->options_.max_response_bytes;
+  std::string& body = call.response.body;
+  if (!call.body_started) {
+    call.body_started = true;
+    curl_off_t length = -1;
+    curl_easy_getinfo(call.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    if (length > cap) {
+      call.abort = Abort::kRawTooLarge;
+      return 0;
+    }
+    if (length > 0 && !Guard(call, [&] { body.reserve(static_cast<size_t>(length)); })) return 0;
+  }
+  if (static_cast<int64_t>(body.size() + count) > cap) {
+    call.abort = Abort::kDecodedTooLarge;
+    return 0;
+  }
+  curl_off_t raw = 0;  // body bytes received so far, before decoding
+  curl_easy_getinfo(call.easy, CURLINFO_SIZE_DOWNLOAD_T, &raw);
+  if (raw > cap) {
+    call.abort = Abort::kRawTooLarge;
+    return 0;
+  }
+  return Guard(call, [&] { body.append(data, count); }) ? count : 0;
+}
+
+// Raw body bytes, for input that decodes to little or nothing (and so never
+// reaches OnBody). curl calls this after each read.
+int CurlTransport::Impl::OnProgress(void* userp, curl_off_t /*dltotal*/, curl_off_t dlnow,
+                                    curl_off_t /*ultotal*/, curl_off_t /*ulnow*/) {
+  Call& call = *static_cast<Call*>(userp);
+  if (dlnow > call.impl->options_.max_response_bytes) {
+    call.abort = Abort::kRawTooLarge;
+    return 1;
+  }
+  return 0;
+}
+
+// One header line (status lines included) of every response, redirects too.
+size_t CurlTransport::Impl::OnHeader(char* data, size_t /*size is always 1*/, size_t count,
+                                     void* userp) {
+  Call& call = *static_cast<Call*>(userp);
+  call.header_bytes += static_cast<int64_t>(count);
+  if (call.header_bytes > call.impl->options_.max_response_bytes) {
+    call.abort = Abort::kHeadersTooLarge;
+    return 0;
+  }
+  std::string_view line(data, count);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  Headers& headers = call.response.headers;
+  if (line.empty()) return count;
+  if (line.substr(0, 5) == "HTTP/") {
+    headers.clear();  // a new response (a redirect, or after a 1xx): keep the last only
+    return count;
+  }
+  const absl::string_view view = AbslView(line);
+  if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding
+    if (headers.empty()) return count;
+    const absl::string_view more = absl::StripAsciiWhitespace(view);
+    const bool stored = Guard(call, [&] {
+      headers.back().second.push_back(' ');
+      headers.back().second.append(more.data(), more.size());
+    });
+    return stored ? count : 0;
+  }
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return count;
+  const absl::string_view value = absl::StripAsciiWhitespace(view.substr(colon + 1));
+  const bool stored = Guard(call, [&] {
+    headers.emplace_back(std::string(line.substr(0, colon)), std::string(value.data(), value.size()));
+  });
+  return stored ? count : 0;
+}
+
+// ---------------------------------------------------------------------------
+// CurlTransport.
+
+absl::StatusOr<std::unique_ptr<CurlTransport>> CurlTransport::Create(
+    boost::asio::io_context& io, CurlTransportOptions options) {
+  const auto invalid = [](const auto&... args) {
+    return absl::InvalidArgumentError(absl::StrFormat(args...));
+  };
+  const auto bad_duration = [](absl::Duration d) {
+    return d <= absl::ZeroDuration() || d == absl::InfiniteDuration();
+  };
+  if (bad_duration(options.connect_timeout)) {
+    return invalid("curl transport: connect_timeout must be positive and finite, got %s",
+                   absl::FormatDuration(options.connect_timeout));
+  }
+  if (bad_duration(options.total_timeout)) {
+    return invalid("curl transport: total_timeout must be positive and finite, got %s",
+                   absl::FormatDuration(options.total_timeout));
+  }
+  if (options.max_response_bytes < 1) {
+    return invalid("curl transport: max_response_bytes must be >= 1, got %d",
+                   options.max_response_bytes);
+  }
+  if (options.max_redirects < 0 || options.max_redirects > kMaxRedirectsLimit) {
+    return invalid("curl transport: max_redirects must be in [0, %d], got %d", kMaxRedirectsLimit,
+                   options.max_redirects);
+  }
+  if (options.max_connections_per_host < 1) {
+    return invalid("curl transport: max_connections_per_host must be >= 1, got %d",
+                   options.max_connections_per_host);
+  }
+  if (options.max_total_connections < 0) {
+    return invalid("curl transport: max_total_connections must be >= 0 (0 = no cap), got %d",
+                   options.max_total_connections);
+  }
+  if (HasLineBreakOrNul(options.user_agent)) {
+    return invalid("curl transport: user_agent contains CR, LF or NUL");
+  }
+  if (HasLineBreakOrNul(options.accept_encoding)) {
+    return invalid("curl transport: accept_encoding contains CR, LF or NUL");
+  }
+  if (options.ca_file.find('\0') != std::string::npos) {
+    return invalid("curl transport: ca_file contains NUL");
+  }
+  for (const auto& header : options.default_headers) {
+    if (std::optional<std::string> problem = HeaderProblem(header)) {
+      return invalid("curl transport: default_headers: %s", *problem);
+    }
+  }
+  auto impl = std::make_unique<Impl>(io, std::move(options));
+  if (absl::Status s = impl->Init(); !s.ok()) return s;
+  return std::unique_ptr<CurlTransport>(new CurlTransport(std::move(impl)));
+}
+
+CurlTransport::CurlTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CurlTransport::~CurlTransport() = default;
+
+void CurlTransport::Send(Request request, ResponseCallback done) {
+  impl_->Send(std::move(request), std::move(done));
+}
+
+int64_t CurlTransport::in_flight() const { return impl_->in_flight(); }
+
+}  // namespace fanout
