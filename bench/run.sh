@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every benchmark binary of a build and keeps the JSON results beside it.
-#   bench/run.sh BUILD_DIR [extra benchmark flags]
+# Runs every benchmark of a build and keeps the results beside it.
+#   bench/run.sh BUILD_DIR [extra Google Benchmark flags]
 set -euo pipefail
 build=${1:?usage: bench/run.sh BUILD_DIR}
 shift || true
@@ -10,6 +10,10 @@ for bin in "$build"/bench/*_bench; do
   [[ -x "$bin" ]] || continue
   name=$(basename "$bin")
   echo "== $name"
-  "$bin" --benchmark_out="$out/$name.json" --benchmark_out_format=json "$@"
+  if [[ "$name" == crawl_bench ]]; then
+    "$bin" --mock="$build/mock_api/fanout-mock-api" | tee "$out/$name.txt"
+  else
+    "$bin" --benchmark_out="$out/$name.json" --benchmark_out_format=json "$@"
+  fi
 done
 echo "results: $out/"

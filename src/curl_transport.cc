@@ -72,6 +72,9 @@ namespace asio = boost::asio;
 // this is treated as this (a month: effectively "no timeout").
 constexpr int64_t kMaxTimeoutMs = int64_t{30} * 24 * 60 * 60 * 1000;
 constexpr int kMaxRedirectsLimit = 50;
+// Idle pooled transfers (each with an easy handle) kept after a burst; more
+// are freed when they finish.
+constexpr size_t kMaxIdleCalls = 1024;
 // URLs longer than this are shortened in error messages.
 constexpr size_t kMaxUrlInMessage = 2048;
 
@@ -197,6 +200,7 @@ class CurlTransport::Impl {
 
     Impl* impl = nullptr;
     CURL* easy = nullptr;
+    size_t index = 0;  // in Impl::calls_
     State state = State::kFree;
     Request request;
     ResponseCallback done;
@@ -409,6 +413,7 @@ CurlTransport::Impl::Call* CurlTransport::Impl::AcquireCall() {
   }
   calls_.push_back(std::make_unique<Call>());
   calls_.back()->impl = this;
+  calls_.back()->index = calls_.size() - 1;
   return calls_.back().get();
 }
 
@@ -717,7 +722,15 @@ void CurlTransport::Impl::Deliver(Call& call) {
   call.done = nullptr;
   call.request.headers.clear();
   call.state = Call::State::kFree;
-  free_calls_.push_back(&call);
+  if (free_calls_.size() < kMaxIdleCalls || shutting_down_) {
+    free_calls_.push_back(&call);
+  } else {
+    if (call.easy != nullptr) curl_easy_cleanup(call.easy);
+    const size_t index = call.index;
+    std::swap(calls_[index], calls_.back());
+    calls_[index]->index = index;
+    calls_.pop_back();  // destroys `call`
+  }
   --in_flight_;
   // Last: `this` may be destroyed by the callback.
   if (done) std::move(done)(std::move(result));
