@@ -78,7 +78,11 @@ int main(int argc, char** argv) {
   options.request_log_path = absl::GetFlag(FLAGS_request_log_path);
 
   // Block the stop signals before any thread starts, so that every io thread
-  // inherits the mask and only sigwait below receives them.
+  // inherits the mask and only sigwait below receives them. Restore their
+  // default disposition first: a shell starts background jobs with SIGINT
+  // ignored, and an ignored signal is discarded rather than left pending.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);

@@ -159,8 +159,8 @@ class MockApiServer {
   // Validates `options`, binds and starts serving on options.threads io
   // threads. InvalidArgument naming the field and value for bad options;
   // Unavailable naming the address if it cannot be bound (port in use);
-  // NotFound/PermissionDenied-style errors if request_log_path cannot be
-  // opened. Never throws.
+  // FailedPrecondition naming the file if request_log_path cannot be opened
+  // for appending. Never throws.
   static absl::StatusOr<std::unique_ptr<MockApiServer>> Start(MockApiOptions options);
 
   // Stops (see Stop).
