@@ -6,7 +6,10 @@
 //
 //  1. Unlimited crawl of the tree (default 400 x 12 x 5 = 24,000 documents):
 //     fanout's requests/s vs a minimal libcurl multi loop fetching the same
-//     URLs (known in advance, no parsing, no limits): target >= 0.8.
+//     URLs (known in advance, no parsing, no limits): target >= 0.8. The
+//     CurlTransport alone over the same URLs splits the gap between transport
+//     and engine; CPU microseconds per request are shown for each, since
+//     client and mock share the machine's cores.
 //  2. Peak RSS of this process after the fanout crawl (the mock API runs in a
 //     separate process): target <= 64 MiB.
 //  3. Rate-limited crawl at --rate (default 500/s, a smaller tree): completion
@@ -23,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,14 +34,18 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "boost/asio/io_context.hpp"
+#include "fanout/curl_transport.h"
 #include "fanout/engine.h"
 #include "fanout/sink.h"
 
 ABSL_FLAG(std::string, mock, "", "path to fanout-mock-api");
 ABSL_FLAG(int, troops, 400, "troops in the unlimited tree");
 ABSL_FLAG(int, max_in_flight, 64, "requests in flight (both clients)");
+ABSL_FLAG(int, mock_threads, 1, "io threads of the mock API in the unlimited run");
 ABSL_FLAG(double, rate, 500, "limit for the rate-limited run (server and client)");
 ABSL_FLAG(int, rate_troops, 40, "troops in the rate-limited tree");
+ABSL_FLAG(std::string, profile, "", "run only one client of the unlimited crawl, \"fanout\" or \"baseline\" (for a profiler)");
 
 namespace {
 
@@ -135,6 +143,34 @@ double MinimalCurlLoop(const std::vector<std::string>& urls, int concurrency) {
   return static_cast<double>(urls.size()) / seconds;
 }
 
+// CPU time (user + system) this process has used so far, in seconds.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// The transport alone (no engine): the same URL list through CurlTransport.
+double TransportLoop(const std::vector<std::string>& urls, int concurrency) {
+  boost::asio::io_context io(1);
+  fanout::CurlTransportOptions options;
+  options.max_connections_per_host = concurrency;
+  auto transport = *fanout::CurlTransport::Create(io, options);
+  size_t next = 0, done = 0;
+  std::function<void()> send_next = [&] {
+    if (next >= urls.size()) return;
+    transport->Send(fanout::Request{.url = urls[next++]}, [&](absl::StatusOr<fanout::Response>) {
+      ++done;
+      send_next();
+    });
+  };
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < concurrency; ++i) send_next();
+  while (done < urls.size()) io.run_one();
+  return static_cast<double>(urls.size()) / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
 int64_t Requests(const fanout::CrawlStats& stats) {
   int64_t n = 0;
   for (const auto& level : stats.levels) n += level.requests;
@@ -155,7 +191,8 @@ int main(int argc, char** argv) {
 
   {  // 1 + 2: unlimited.
     MockProcess mock;
-    if (!StartMock(mock, {"--port=0", absl::StrCat("--troops=", troops), "--threads=1"})) {
+    if (!StartMock(mock, {"--port=0", absl::StrCat("--troops=", troops), 
+                          absl::StrCat("--threads=", absl::GetFlag(FLAGS_mock_threads))})) {
       std::fprintf(stderr, "crawl_bench: could not start the mock API\n");
       return 1;
     }
@@ -169,7 +206,19 @@ int main(int argc, char** argv) {
         }
       }
     }
-    const double baseline = MinimalCurlLoop(urls, concurrency);
+    const std::string profile = absl::GetFlag(FLAGS_profile);
+    const double baseline_start_cpu = CpuSeconds();
+    const double baseline =
+        profile == "fanout" || profile == "transport" ? 1.0 : MinimalCurlLoop(urls, concurrency);
+    const double baseline_cpu_us = (CpuSeconds() - baseline_start_cpu) * 1e6 / static_cast<double>(urls.size());
+    if (profile == "baseline") return 0;
+    if (profile.empty() || profile == "transport") {
+      const double cpu = CpuSeconds();
+      const double transport_rate = TransportLoop(urls, concurrency);
+      std::printf("  CurlTransport alone (no engine): %.0f req/s, %.1f us CPU/request\n", transport_rate,
+                  (CpuSeconds() - cpu) * 1e6 / static_cast<double>(urls.size()));
+      if (profile == "transport") return 0;
+    }
 
     int64_t records = 0;
     fanout::CallbackSink sink([&](const fanout::Record&) {
@@ -178,23 +227,27 @@ int main(int argc, char** argv) {
     });
     fanout::RunOptions options;
     options.engine.max_in_flight = concurrency;
+    const double fanout_start_cpu = CpuSeconds();
     auto result = fanout::RunCrawl(Plan(mock.url), {&sink}, nullptr, options);
     if (!result.ok()) {
       std::fprintf(stderr, "crawl_bench: %s\n", std::string(result.status().message()).c_str());
       return 1;
     }
+    const double fanout_cpu_us = (CpuSeconds() - fanout_start_cpu) * 1e6 / static_cast<double>(Requests(result->stats));
     const double fanout_rate = static_cast<double>(Requests(result->stats)) / absl::ToDoubleSeconds(result->stats.elapsed);
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     std::printf("unlimited crawl: %lld documents, %lld requests\n", static_cast<long long>(records),
                 static_cast<long long>(Requests(result->stats)));
-    std::printf("  minimal libcurl loop: %.0f req/s (%zu URLs known in advance)\n", baseline, urls.size());
-    std::printf("  fanout:               %.0f req/s\n", fanout_rate);
+    std::printf("  minimal libcurl loop: %.0f req/s, %.1f us CPU/request (%zu URLs known in advance)\n", baseline,
+                baseline_cpu_us, urls.size());
+    std::printf("  fanout:               %.0f req/s, %.1f us CPU/request\n", fanout_rate, fanout_cpu_us);
     std::printf("  ratio fanout / libcurl loop: %.2f (target >= 0.8)\n", fanout_rate / baseline);
     std::printf("  peak RSS of the crawling process: %.1f MiB (target <= 64)\n",
                 static_cast<double>(usage.ru_maxrss) / 1024.0);
   }
 
+  if (!absl::GetFlag(FLAGS_profile).empty()) return 0;
   {  // 3: rate-limited at the server's limit.
     const double rate = absl::GetFlag(FLAGS_rate);
     MockProcess mock;

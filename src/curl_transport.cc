@@ -293,6 +293,11 @@ class CurlTransport::Impl {
   Call* ready_tail_ = nullptr;
   int64_t in_flight_ = 0;
   bool timeout_posted_ = false;
+  // When the timer's wait is armed to fire (max() = not armed). curl moves its
+  // next timeout with nearly every transfer; re-arming each time would cancel
+  // and re-post a wait per call, so a later deadline keeps the earlier wait
+  // (an early call is a harmless no-op for curl, which then asks again).
+  asio::steady_timer::time_point timer_armed_for_ = asio::steady_timer::time_point::max();
   bool drain_posted_ = false;
   bool shutting_down_ = false;
 };
@@ -831,6 +836,7 @@ void CurlTransport::Impl::HandleTimer(long timeout_ms) {
   if (timeout_ms < 0) {
     boost::system::error_code ignored;
     timer_.cancel(ignored);
+    timer_armed_for_ = asio::steady_timer::time_point::max();
   } else if (timeout_ms == 0) {
     // "Now": run it from the event loop, not from inside curl. The timer is
     // left as it is; if it fires later, curl treats that as a no-op.
@@ -844,10 +850,16 @@ void CurlTransport::Impl::HandleTimer(long timeout_ms) {
       });
     }
   } else {
-    timer_.expires_after(std::chrono::milliseconds(timeout_ms));  // cancels the previous wait
+    const auto deadline = asio::steady_timer::clock_type::now() + std::chrono::milliseconds(timeout_ms);
+    if (timer_armed_for_ <= deadline) return;  // the armed wait fires first; curl re-asks then
+    timer_armed_for_ = deadline;
+    timer_.expires_at(deadline);  // cancels the previous wait
     timer_.async_wait([live = liveness_](const boost::system::error_code& ec) {
       if (ec) return;  // cancelled or re-armed
-      if (Impl* self = live->impl) self->OnTimeout(live);
+      if (Impl* self = live->impl) {
+        self->timer_armed_for_ = asio::steady_timer::time_point::max();
+        self->OnTimeout(live);
+      }
     });
   }
 }

@@ -17,7 +17,7 @@ namespace fanout {
 
 absl::StatusOr<CrawlResult> RunCrawl(CrawlPlan plan, std::vector<Sink*> sinks, DeadLetterLog* dead_letters,
                                      RunOptions options) {
-  boost::asio::io_context io;
+  boost::asio::io_context io(1);  // one thread runs it: no locking in the scheduler
   SystemClock clock;
   AsioEventLoop loop(io, &clock);
 
