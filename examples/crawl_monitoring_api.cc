@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   const fanout::CrawlStats& s = result->stats;
   int64_t requests = 0, throttled = 0, retries = 0;
   for (const auto& level : s.levels) {
-    requests += level.requests;
+    requests += level.requests + level.extra_requests;  // everything the vendor saw
     throttled += level.throttled;
     retries += level.retries;
     std::printf("  %-9s requests %6lld  ok %6lld  dead %4lld  retries %4lld  p50 %s  p99 %s\n", level.name.c_str(),

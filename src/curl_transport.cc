@@ -209,6 +209,7 @@ class CurlTransport::Impl {
     curl_slist* request_headers = nullptr; // when the request has its own headers
     Abort abort = Abort::kNone;
     int64_t header_bytes = 0;
+    int requests_sent = 0;  // counted by the pre-request callback
     bool body_started = false;
     Call* next_ready = nullptr;
     char error[CURL_ERROR_SIZE] = {};
@@ -237,6 +238,11 @@ class CurlTransport::Impl {
   static int OnTimer(CURLM* multi, long timeout_ms, void* userp);
   static size_t OnBody(char* data, size_t size, size_t count, void* userp);
   static size_t OnHeader(char* data, size_t size, size_t count, void* userp);
+  static int OnPrerequest(void* userp, char* /*conn_primary_ip*/, char* /*conn_local_ip*/,
+                          int /*conn_primary_port*/, int /*conn_local_port*/) {
+    ++static_cast<Call*>(userp)->requests_sent;
+    return CURL_PREREQFUNC_OK;
+  }
   static int OnProgress(void* userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                         curl_off_t ulnow);
 
@@ -443,6 +449,10 @@ absl::Status CurlTransport::Impl::ConfigureEasy(Call& call) {
   set("XFERINFOFUNCTION", curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &Impl::OnProgress));
   set("XFERINFODATA", curl_easy_setopt(e, CURLOPT_XFERINFODATA, &call));
   set("NOPROGRESS", curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L));
+  // Called once per HTTP request put on the wire, redirects and libcurl's own
+  // resends included, so the caller can charge each one to the rate limit.
+  set("PREREQFUNCTION", curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Impl::OnPrerequest));
+  set("PREREQDATA", curl_easy_setopt(e, CURLOPT_PREREQDATA, &call));
   set("PROTOCOLS_STR", curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https"));
   set("REDIR_PROTOCOLS_STR", curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
   set("FOLLOWLOCATION",
@@ -530,6 +540,7 @@ absl::Status CurlTransport::Impl::Prepare(Call& call) {
   call.error[0] = '\0';
   call.abort = Abort::kNone;
   call.header_bytes = 0;
+  call.requests_sent = 0;
   call.body_started = false;
 
   CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
@@ -721,6 +732,11 @@ void CurlTransport::Impl::Deliver(Call& call) {
   if (ready_head_ == nullptr) ready_tail_ = nullptr;
   call.next_ready = nullptr;
   ResponseCallback done = std::move(call.done);
+  if (call.status.ok()) {
+    call.response.requests_sent = std::max(1, call.requests_sent);
+  } else {
+    SetRequestsSent(call.status, call.requests_sent);
+  }
   absl::StatusOr<Response> result =
       call.status.ok() ? absl::StatusOr<Response>(std::move(call.response))
                        : absl::StatusOr<Response>(std::move(call.status));

@@ -272,6 +272,15 @@ void Engine::Impl::OnResponse(Task task, absl::StatusOr<Response> result, absl::
   }
   const absl::Time now = clock().Now();
   level.latency.Record(now - sent);
+  // Requests beyond the one the limits granted (redirects, the HTTP library's
+  // own resends) reached the upstream too: charge them, so the limit holds at
+  // the upstream and not just at our door.
+  if (const int extra = RequestsSent(result) - 1; extra > 0) {
+    level.stats.extra_requests += extra;
+    for (const auto& limiter : level.limits.rate_limiters()) {
+      (void)limiter->Reserve(std::min<int64_t>(extra, limiter->burst()), now);
+    }
+  }
   if (!result.ok()) {
     ++level.stats.transport_errors;
     if (result.status().code() == absl::StatusCode::kCancelled) {

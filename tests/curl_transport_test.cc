@@ -302,10 +302,14 @@ TEST_F(CurlTransportTest, FollowsRedirectsUpToTheLimit) {
   EXPECT_EQ(CountHeader(followed->headers, "X-Hop"), 1);
   EXPECT_EQ(FindHeader(followed->headers, "X-Hop"), "0");
   EXPECT_EQ(FindHeader(followed->headers, "Location"), std::nullopt);
+  // Each hop was a request the upstream saw.
+  EXPECT_EQ(followed->requests_sent, 4);
+  EXPECT_EQ(RequestsSent(followed), 4);
 
   auto too_many = Fetch(*transport, Get(server_.Url("/r4")));
   ASSERT_FALSE(too_many.ok());
   EXPECT_EQ(too_many.status().code(), absl::StatusCode::kFailedPrecondition) << too_many.status();
+  EXPECT_EQ(RequestsSent(too_many), 4) << "the original and three redirects went out";
   EXPECT_THAT(std::string(too_many.status().message()),
               StartsWith(absl::StrCat("GET ", server_.Url("/r4"), ": too many redirects")));
 
@@ -316,6 +320,7 @@ TEST_F(CurlTransportTest, FollowsRedirectsUpToTheLimit) {
   auto redirect = Fetch(*plain, Get(server_.Url("/r1")));
   ASSERT_TRUE(redirect.ok()) << redirect.status();
   EXPECT_EQ(redirect->status, 302);
+  EXPECT_EQ(redirect->requests_sent, 1);
   EXPECT_EQ(FindHeader(redirect->headers, "Location"), "/r0");
 }
 
@@ -346,6 +351,7 @@ TEST_F(CurlTransportTest, NonHttpOrMalformedUrlsAreInvalidArgumentWithoutSending
     ASSERT_TRUE(RunUntil(io_, [&] { return result.has_value(); })) << url;
     ASSERT_FALSE(result->ok()) << url;
     EXPECT_EQ(result->status().code(), absl::StatusCode::kInvalidArgument) << result->status();
+    EXPECT_EQ(RequestsSent(*result), 0) << "refused before anything was sent";
     EXPECT_THAT(std::string(result->status().message()), StartsWith(absl::StrCat("GET ", url, ": ")));
     EXPECT_EQ(transport->in_flight(), 0);
   }

@@ -139,6 +139,33 @@ TEST(EndToEnd, ClientAtTheServersLimitGetsNo429s) {
   EXPECT_LE((*server)->stats().max_accepted_in_any_1s, 200 + 10);
 }
 
+// Dropped connections make libcurl resend requests on its own; those reach
+// the server too, and are charged to the limit, so there are still no 429s.
+TEST(EndToEnd, ResendsAfterDroppedConnectionsStayWithinTheLimit) {
+  mock::MockApiOptions api;
+  api.troops = 10;
+  api.warriors = 4;
+  api.groups = 5;
+  api.rate = 200;
+  api.burst = 10;
+  api.reset_rate = 0.05;
+  api.seed = 3;
+  auto server = mock::MockApiServer::Start(api);
+  ASSERT_TRUE(server.ok()) << server.status();
+  CallbackSink sink([](const Record&) { return absl::OkStatus(); });
+  RunOptions options = FastRetries();
+  options.engine.rate = RateLimitSpec::PerSecond(200, 2);
+  auto result = RunCrawl(MockPlan((*server)->base_url()), {&sink}, nullptr, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->stats.records, 200);
+  const mock::MockApiStats stats = (*server)->stats();
+  EXPECT_GT(stats.faults.reset, 0);
+  EXPECT_EQ(stats.rejected, 0);
+  int64_t sent = 0;
+  for (const LevelStats& level : result->stats.levels) sent += level.requests + level.extra_requests;
+  EXPECT_EQ(sent, stats.requests) << "every request the server saw is accounted for";
+}
+
 // Ids such as "../../etc" and "a/b" are crawled and written inside the output
 // directory, never outside it.
 TEST(EndToEnd, HostileIdsStayInsideTheOutputDirectory) {

@@ -171,6 +171,36 @@ TEST(Engine, NeverExceedsTheRateOrTheConcurrencyCap) {
   EXPECT_NEAR(absl::ToDoubleSeconds((*h.result)->stats.elapsed), 66.0 / 20, 0.2);
 }
 
+// Requests the transport sent on its own (redirects, resends) are charged to
+// the rate limit: with every call costing two requests upstream, a 10/s limit
+// lets through 5 calls a second.
+TEST(Engine, ExtraRequestsOnTheWireAreChargedToTheLimit) {
+  Harness h;
+  h.api.troops = 4;
+  h.api.warriors = 1;
+  h.api.groups = 5;  // 1 + 4 + 4 + 20 = 29 calls
+  FakeTransport transport(&h.loop, [&](const Request& r) {
+    FakeTransport::Reply reply = h.api.Handle(r);
+    reply.result->requests_sent = 2;
+    return reply;
+  });
+  auto policy = *RetryPolicy::Create(&h.loop.clock(), RetryOptions{});
+  EngineOptions options;
+  options.rate = RateLimitSpec::PerSecond(10, 1);
+  auto engine = *Engine::Create(Plan(), EngineParts{&h.loop, &transport, &h.frontier, policy.get(), {&h.sink}},
+                                options);
+  std::optional<absl::StatusOr<CrawlResult>> result;
+  engine->Start([&](absl::StatusOr<CrawlResult> r) { result = std::move(r); });
+  h.loop.RunUntilIdle();
+  ASSERT_TRUE(result.has_value() && result->ok());
+  EXPECT_EQ(h.records.size(), 20u);
+  int64_t extra = 0;
+  for (const LevelStats& level : (*result)->stats.levels) extra += level.extra_requests;
+  EXPECT_EQ(extra, 29);
+  // 58 upstream requests at 10/s: about 5.7 s, not the 2.8 s of 29 at 10/s.
+  EXPECT_GE((*result)->stats.elapsed, absl::Seconds(5.5));
+}
+
 TEST(Engine, RetriesTransientFailures) {
   Harness h;
   h.api.fail_first["/troops/t1/warriors/w1/groups/g1/data"] = 2;

@@ -44,6 +44,10 @@ namespace fanout {
 struct LevelStats {
   std::string name;
   int64_t requests = 0;
+  // Requests that reached the upstream beyond those granted: redirects and
+  // the HTTP library's resends on a dead reused connection. Charged to the
+  // rate limits after the fact.
+  int64_t extra_requests = 0;
   int64_t responses_2xx = 0, responses_3xx = 0, responses_4xx = 0, responses_5xx = 0;
   int64_t transport_errors = 0;  // no response: connection errors, timeouts, ...
   int64_t invalid = 0;           // a response that could not be used

@@ -45,7 +45,20 @@ struct Response {
   std::string url;          // the final URL, after redirects
   absl::Duration elapsed;   // from send to the last byte
   int64_t wire_bytes = 0;   // body bytes as received, before decoding
+  // HTTP requests this call put on the wire: 1, plus one per redirect
+  // followed, plus any the HTTP library re-sent on its own (libcurl silently
+  // resends a request whose reused connection turned out dead). Every one of
+  // them counts against the upstream's rate limit.
+  int requests_sent = 1;
 };
+
+// Requests a call put on the wire, whatever its outcome: Response::requests_sent
+// for a response, the status payload kRequestsSentPayload for a failure
+// (default 1; 0 for a request refused before sending, e.g. a bad URL).
+inline constexpr char kRequestsSentPayload[] = "type.fanout.dev/requests_sent";
+int RequestsSent(const absl::StatusOr<Response>& result);
+// Attaches the count to a failure status (for Transport implementations).
+void SetRequestsSent(absl::Status& status, int requests_sent);
 
 // How a request failed, as the absl::Status code of the callback's result:
 //   kUnavailable        connection failed: DNS, refused, reset, TLS, closed early
