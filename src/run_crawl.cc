@@ -1,12 +1,18 @@
 // Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
 //
-// RunCrawl: the engine wired to the real parts (CurlTransport on a fresh
-// io_context, SystemClock, an in-memory frontier), run on the calling thread.
+// RunCrawl and BackgroundCrawl: the engine wired to the real parts
+// (CurlTransport on a private io_context, SystemClock, an in-memory frontier),
+// run on the calling thread or on a thread of its own.
 
+#include <functional>
+#include <future>
 #include <optional>
+#include <thread>
 #include <utility>
 
+#include "absl/synchronization/mutex.h"
 #include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
 #include "fanout/clock.h"
 #include "fanout/curl_transport.h"
 #include "fanout/engine.h"
@@ -15,56 +21,172 @@
 
 namespace fanout {
 
+// Everything one crawl needs, built (and validated) up front; Run() drives it
+// on whichever thread calls it, and only that thread touches it afterwards.
+class CrawlSession {
+ public:
+  static absl::StatusOr<std::unique_ptr<CrawlSession>> Create(CrawlPlan plan, std::vector<Sink*> sinks,
+                                                              DeadLetterLog* dead_letters, RunOptions options) {
+    auto session = std::unique_ptr<CrawlSession>(new CrawlSession(std::move(options)));
+    if (absl::Status s = session->Init(std::move(plan), std::move(sinks), dead_letters); !s.ok()) return s;
+    return session;
+  }
+
+  ~CrawlSession() {
+    // The transport goes first: requests it still holds are cancelled into an
+    // engine that is alive (and finished, so it only hands them back).
+    transport_.reset();
+  }
+
+  absl::StatusOr<CrawlResult> Run() {
+    engine_->Start([this](absl::StatusOr<CrawlResult> r) {
+      result_ = std::move(r);
+      io_.stop();
+    });
+    if (options_.progress) ScheduleProgress();
+    if (!result_.has_value()) io_.run();
+    transport_.reset();
+    if (!result_.has_value()) return absl::InternalError("crawl: the event loop stopped before the crawl ended");
+    return *std::move(result_);
+  }
+
+  boost::asio::io_context& io() { return io_; }
+  Engine& engine() { return *engine_; }
+
+ private:
+  explicit CrawlSession(RunOptions options) : options_(std::move(options)), loop_(io_, &clock_) {}
+
+  absl::Status Init(CrawlPlan plan, std::vector<Sink*> sinks, DeadLetterLog* dead_letters) {
+    CurlTransportOptions transport_options;
+    transport_options.connect_timeout = options_.connect_timeout;
+    transport_options.total_timeout = options_.request_timeout;
+    transport_options.verify_tls = options_.verify_tls;
+    transport_options.max_connections_per_host = std::max(1, options_.engine.max_in_flight);
+    auto transport = CurlTransport::Create(io_, transport_options);
+    if (!transport.ok()) return transport.status();
+    transport_ = *std::move(transport);
+    if (options_.use_retry_budget) {
+      auto budget = RetryBudget::Create(&clock_, options_.retry_budget);
+      if (!budget.ok()) return budget.status();
+      budget_ = *std::move(budget);
+    }
+    auto policy = RetryPolicy::Create(&clock_, options_.retry, budget_.get(), options_.seed);
+    if (!policy.ok()) return policy.status();
+    policy_ = *std::move(policy);
+    frontier_ = std::make_unique<MemoryFrontier>(plan.levels.size());
+    auto engine = Engine::Create(
+        std::move(plan),
+        EngineParts{&loop_, transport_.get(), frontier_.get(), policy_.get(), std::move(sinks), dead_letters},
+        options_.engine);
+    if (!engine.ok()) return engine.status();
+    engine_ = *std::move(engine);
+    return absl::OkStatus();
+  }
+
+  void ScheduleProgress() {
+    loop_.RunAt(clock_.Now() + options_.progress_interval, [this] {
+      if (result_.has_value()) return;
+      options_.progress(engine_->Stats());
+      ScheduleProgress();
+    });
+  }
+
+  RunOptions options_;
+  boost::asio::io_context io_{1};  // one thread runs it: no locking in the scheduler
+  SystemClock clock_;
+  AsioEventLoop loop_;
+  std::unique_ptr<RetryBudget> budget_;
+  std::unique_ptr<RetryPolicy> policy_;
+  std::unique_ptr<MemoryFrontier> frontier_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<CurlTransport> transport_;  // destroyed first (see ~CrawlSession)
+  std::optional<absl::StatusOr<CrawlResult>> result_;
+};
+
 absl::StatusOr<CrawlResult> RunCrawl(CrawlPlan plan, std::vector<Sink*> sinks, DeadLetterLog* dead_letters,
                                      RunOptions options) {
-  boost::asio::io_context io(1);  // one thread runs it: no locking in the scheduler
-  SystemClock clock;
-  AsioEventLoop loop(io, &clock);
+  auto session = CrawlSession::Create(std::move(plan), std::move(sinks), dead_letters, std::move(options));
+  if (!session.ok()) return session.status();
+  return (*session)->Run();
+}
 
-  CurlTransportOptions transport_options;
-  transport_options.connect_timeout = options.connect_timeout;
-  transport_options.total_timeout = options.request_timeout;
-  transport_options.verify_tls = options.verify_tls;
-  transport_options.max_connections_per_host = options.engine.max_in_flight;
-  auto transport = CurlTransport::Create(io, transport_options);
-  if (!transport.ok()) return transport.status();
+struct BackgroundCrawl::State {
+  std::unique_ptr<CrawlSession> session;
+  std::thread thread;
+  absl::Mutex mu;
+  bool finished ABSL_GUARDED_BY(mu) = false;
+  std::optional<absl::StatusOr<CrawlResult>> result ABSL_GUARDED_BY(mu);
+  bool waited = false;
+};
 
-  std::unique_ptr<RetryBudget> budget;
-  if (options.use_retry_budget) {
-    auto created = RetryBudget::Create(&clock, options.retry_budget);
-    if (!created.ok()) return created.status();
-    budget = *std::move(created);
-  }
-  auto policy = RetryPolicy::Create(&clock, options.retry, budget.get(), options.seed);
-  if (!policy.ok()) return policy.status();
-
-  MemoryFrontier frontier(plan.levels.size());
-  auto engine = Engine::Create(std::move(plan),
-                               EngineParts{&loop, transport->get(), &frontier, policy->get(), std::move(sinks),
-                                           dead_letters},
-                               std::move(options.engine));
-  if (!engine.ok()) return engine.status();
-
-  std::optional<absl::StatusOr<CrawlResult>> result;
-  (*engine)->Start([&](absl::StatusOr<CrawlResult> r) {
-    result = std::move(r);
-    io.stop();
+absl::StatusOr<std::unique_ptr<BackgroundCrawl>> BackgroundCrawl::Start(CrawlPlan plan, std::vector<Sink*> sinks,
+                                                                        DeadLetterLog* dead_letters,
+                                                                        RunOptions options) {
+  auto session = CrawlSession::Create(std::move(plan), std::move(sinks), dead_letters, std::move(options));
+  if (!session.ok()) return session.status();
+  auto state = std::make_unique<State>();
+  state->session = *std::move(session);
+  State* raw = state.get();
+  state->thread = std::thread([raw] {
+    absl::StatusOr<CrawlResult> result = raw->session->Run();
+    absl::MutexLock lock(&raw->mu);
+    raw->result = std::move(result);
+    raw->finished = true;
   });
-  std::function<void()> report;
-  if (options.progress) {
-    report = [&] {
-      if (result.has_value()) return;
-      options.progress((*engine)->Stats());
-      loop.RunAt(clock.Now() + options.progress_interval, [&] { report(); });
-    };
-    loop.RunAt(clock.Now() + options.progress_interval, [&] { report(); });
+  return std::unique_ptr<BackgroundCrawl>(new BackgroundCrawl(std::move(state)));
+}
+
+BackgroundCrawl::BackgroundCrawl(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+BackgroundCrawl::~BackgroundCrawl() {
+  if (state_->thread.joinable()) {
+    Stop();
+    state_->thread.join();
   }
-  if (!result.has_value()) io.run();
-  // The transport goes first: requests it still holds are cancelled into an
-  // engine that is alive (and finished, so it only hands them back).
-  transport->reset();
-  if (!result.has_value()) return absl::InternalError("crawl: the event loop stopped before the crawl ended");
-  return *std::move(result);
+}
+
+void BackgroundCrawl::Stop() {
+  absl::MutexLock lock(&state_->mu);
+  if (state_->finished) return;
+  // io_context::post is thread-safe; the session lives until the thread ends.
+  CrawlSession* session = state_->session.get();
+  boost::asio::post(session->io(), [session] { session->engine().Stop(); });
+}
+
+std::optional<CrawlStats> BackgroundCrawl::Stats() {
+  std::promise<CrawlStats> promise;
+  std::future<CrawlStats> future = promise.get_future();
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->finished) {
+      if (state_->result->ok()) return (*state_->result)->stats;
+      return std::nullopt;
+    }
+    CrawlSession* session = state_->session.get();
+    boost::asio::post(session->io(), [session, &promise] { promise.set_value(session->engine().Stats()); });
+  }
+  // The loop may end before it runs the snapshot; then the final figures answer.
+  while (future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->finished) {
+      if (state_->result->ok()) return (*state_->result)->stats;
+      return std::nullopt;
+    }
+  }
+  return future.get();
+}
+
+bool BackgroundCrawl::done() {
+  absl::MutexLock lock(&state_->mu);
+  return state_->finished;
+}
+
+absl::StatusOr<CrawlResult> BackgroundCrawl::Wait() {
+  if (state_->waited) return absl::FailedPreconditionError("crawl: Wait was already called");
+  state_->waited = true;
+  state_->thread.join();
+  absl::MutexLock lock(&state_->mu);
+  return *std::move(state_->result);
 }
 
 }  // namespace fanout

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fanout/engine.h"
@@ -164,6 +165,55 @@ TEST(EndToEnd, ResendsAfterDroppedConnectionsStayWithinTheLimit) {
   int64_t sent = 0;
   for (const LevelStats& level : result->stats.levels) sent += level.requests + level.extra_requests;
   EXPECT_EQ(sent, stats.requests) << "every request the server saw is accounted for";
+}
+
+// A crawl on its own thread: the host watches it, stops it, and gets a
+// stopped result with balanced books; a second one runs to the end.
+TEST(EndToEnd, BackgroundCrawlCanBeWatchedAndStopped) {
+  mock::MockApiOptions api;
+  api.troops = 20;
+  api.warriors = 4;
+  api.groups = 5;  // 400 leaves
+  auto server = mock::MockApiServer::Start(api);
+  ASSERT_TRUE(server.ok()) << server.status();
+  CallbackSink sink([](const Record&) { return absl::OkStatus(); });
+  RunOptions options = FastRetries();
+  options.engine.rate = RateLimitSpec::PerSecond(100, 1);  // about 5 s for the whole tree
+  auto crawl = BackgroundCrawl::Start(MockPlan((*server)->base_url()), {&sink}, nullptr, options);
+  ASSERT_TRUE(crawl.ok()) << crawl.status();
+  // Wait (bounded) until some documents are in, then stop.
+  std::optional<CrawlStats> stats;
+  for (int i = 0; i < 500; ++i) {
+    stats = (*crawl)->Stats();
+    ASSERT_TRUE(stats.has_value());
+    if (stats->records >= 20) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(stats->records, 20);
+  (*crawl)->Stop();
+  auto stopped = (*crawl)->Wait();
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_EQ(stopped->state, CrawlResult::State::kStopped);
+  EXPECT_GT(stopped->stats.pending, 0);
+  EXPECT_TRUE(stopped->stats.balanced());
+  EXPECT_TRUE((*crawl)->done());
+  EXPECT_FALSE((*crawl)->Wait().ok()) << "Wait is called once";
+
+  options.engine.rate.reset();
+  auto full = BackgroundCrawl::Start(MockPlan((*server)->base_url()), {&sink}, nullptr, options);
+  ASSERT_TRUE(full.ok());
+  auto done = (*full)->Wait();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, CrawlResult::State::kDone);
+  EXPECT_EQ(done->stats.records, 400);
+  ASSERT_TRUE((*full)->Stats().has_value());
+  EXPECT_EQ((*full)->Stats()->records, 400) << "the final figures, after the end";
+
+  // Bad input is reported by Start, on the caller's thread.
+  CrawlPlan bad = MockPlan((*server)->base_url());
+  bad.levels[0].items_pointer = "items";
+  EXPECT_EQ(BackgroundCrawl::Start(bad, {&sink}, nullptr, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // Ids such as "../../etc" and "a/b" are crawled and written inside the output

@@ -175,6 +175,36 @@ struct RunOptions {
 absl::StatusOr<CrawlResult> RunCrawl(CrawlPlan plan, std::vector<Sink*> sinks, DeadLetterLog* dead_letters,
                                      RunOptions options);
 
+// The same crawl on a thread of its own, so the host keeps its thread: watch
+// it with Stats(), stop it with Stop(), collect the result with Wait().
+// Sinks are written from the crawl's thread. Every method is thread-safe
+// except Wait, which one thread calls once.
+class BackgroundCrawl {
+ public:
+  // Validates and builds everything on the calling thread (errors are
+  // returned here), then starts the crawl's thread.
+  static absl::StatusOr<std::unique_ptr<BackgroundCrawl>> Start(CrawlPlan plan, std::vector<Sink*> sinks,
+                                                                DeadLetterLog* dead_letters, RunOptions options);
+  // Stops the crawl (as Engine::Stop) and waits for its thread.
+  ~BackgroundCrawl();
+
+  // A snapshot of the figures, taken on the crawl's thread (blocks until it
+  // answers, which it does between two events); the final figures once the
+  // crawl has ended; nullopt if it failed.
+  std::optional<CrawlStats> Stats();
+  // Asks the crawl to stop gracefully; returns at once.
+  void Stop();
+  // Whether the crawl has ended.
+  bool done();
+  // Blocks until the crawl ends and returns how it ended.
+  absl::StatusOr<CrawlResult> Wait();
+
+ private:
+  struct State;
+  explicit BackgroundCrawl(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
 }  // namespace fanout
 
 #endif  // FANOUT_ENGINE_H_
