@@ -38,6 +38,7 @@
 #include "fanout/curl_transport.h"
 #include "fanout/engine.h"
 #include "fanout/sink.h"
+#include "mock_api_server.h"
 
 ABSL_FLAG(std::string, mock, "", "path to fanout-mock-api");
 ABSL_FLAG(int, troops, 400, "troops in the unlimited tree");
@@ -89,20 +90,7 @@ bool StartMock(MockProcess& mock, const std::vector<std::string>& args) {
   return true;
 }
 
-fanout::CrawlPlan Plan(const std::string& base) {
-  fanout::CrawlPlan plan;
-  plan.base_url = base;
-  const fanout::Pagination cursor = fanout::Pagination::NextCursor("/next_cursor", "cursor");
-  plan.levels = {
-      {.name = "troops", .url = "/troops", .items_pointer = "/items", .bind = "troop", .pagination = cursor},
-      {.name = "warriors", .url = "/troops/{troop}/warriors", .items_pointer = "/items", .bind = "warrior",
-       .pagination = cursor},
-      {.name = "groups", .url = "/troops/{troop}/warriors/{warrior}/groups", .items_pointer = "/items",
-       .bind = "group", .pagination = cursor},
-      {.name = "data", .url = "/troops/{troop}/warriors/{warrior}/groups/{group}/data"},
-  };
-  return plan;
-}
+fanout::CrawlPlan Plan(const std::string& base) { return fanout::mock::CrawlPlanFor(base); }
 
 size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
 

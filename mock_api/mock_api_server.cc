@@ -1211,4 +1211,36 @@ int64_t MockApiServer::expected_leaves() const { return impl_->leaves(); }
 int64_t MockApiServer::deliverable_leaves() const { return impl_->DeliverableLeaves(); }
 void MockApiServer::Stop() { impl_->Stop(); }
 
+fanout::CrawlPlan CrawlPlanFor(const std::string& base_url, Pagination pagination) {
+  fanout::Pagination paging;
+  switch (pagination) {
+    case Pagination::kCursor:
+      paging = fanout::Pagination::NextCursor("/next_cursor", "cursor");
+      break;
+    case Pagination::kNextUrl:
+      paging = fanout::Pagination::NextUrl("/next");
+      break;
+    case Pagination::kLinkHeader:
+      paging = fanout::Pagination::LinkHeader();
+      break;
+    case Pagination::kPage:
+      paging = fanout::Pagination::Page("page", 1);
+      break;
+    case Pagination::kOffset:
+      paging = fanout::Pagination::Offset("offset", "limit", 100);
+      break;
+  }
+  fanout::CrawlPlan plan;
+  plan.base_url = base_url;
+  plan.levels = {
+      {.name = "troops", .url = "/troops", .items_pointer = "/items", .bind = "troop", .pagination = paging},
+      {.name = "warriors", .url = "/troops/{troop}/warriors", .items_pointer = "/items", .bind = "warrior",
+       .pagination = paging},
+      {.name = "groups", .url = "/troops/{troop}/warriors/{warrior}/groups", .items_pointer = "/items",
+       .bind = "group", .pagination = paging},
+      {.name = "data", .url = "/troops/{troop}/warriors/{warrior}/groups/{group}/data"},
+  };
+  return plan;
+}
+
 }  // namespace fanout::mock

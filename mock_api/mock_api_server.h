@@ -42,6 +42,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fanout/crawl_plan.h"
 
 namespace fanout::mock {
 
@@ -153,6 +154,10 @@ struct MockApiStats {
   //  "faults":{...},"leaves_served":N,"distinct_leaves_served":N}
   std::string ToJson() const;
 };
+
+// The crawl plan for the mock's tree (troops -> warriors -> groups -> data)
+// served at `base_url` with `pagination`: what tests and benchmarks crawl.
+fanout::CrawlPlan CrawlPlanFor(const std::string& base_url, Pagination pagination = Pagination::kCursor);
 
 class MockApiServer {
  public:

@@ -22,20 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-CrawlPlan MockPlan(const std::string& base_url) {
-  CrawlPlan plan;
-  plan.base_url = base_url;
-  const Pagination cursor = Pagination::NextCursor("/next_cursor", "cursor");
-  plan.levels = {
-      {.name = "troops", .url = "/troops", .items_pointer = "/items", .bind = "troop", .pagination = cursor},
-      {.name = "warriors", .url = "/troops/{troop}/warriors", .items_pointer = "/items", .bind = "warrior",
-       .pagination = cursor},
-      {.name = "groups", .url = "/troops/{troop}/warriors/{warrior}/groups", .items_pointer = "/items",
-       .bind = "group", .pagination = cursor},
-      {.name = "data", .url = "/troops/{troop}/warriors/{warrior}/groups/{group}/data"},
-  };
-  return plan;
-}
+CrawlPlan MockPlan(const std::string& base_url) { return mock::CrawlPlanFor(base_url); }
 
 std::string FreshDir(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("fanout_e2e_" + name);
@@ -118,6 +105,33 @@ TEST(EndToEnd, FullCrawlWithFaults) {
   }
   EXPECT_EQ(dead_keys, std::set<std::string>(poison.begin(), poison.end()));
   EXPECT_EQ(result->stats.dead, static_cast<int64_t>(poison.size()));
+}
+
+// Every pagination style the plan supports, against the mock's real pages.
+TEST(EndToEnd, EveryPaginationStyle) {
+  for (const mock::Pagination style : {mock::Pagination::kCursor, mock::Pagination::kNextUrl,
+                                       mock::Pagination::kLinkHeader, mock::Pagination::kPage,
+                                       mock::Pagination::kOffset}) {
+    mock::MockApiOptions api;
+    api.troops = 23;
+    api.warriors = 3;
+    api.groups = 2;
+    api.page_size = 5;  // several pages at every level
+    api.pagination = style;
+    auto server = mock::MockApiServer::Start(api);
+    ASSERT_TRUE(server.ok()) << server.status();
+    std::set<std::string> keys;
+    CallbackSink sink([&](const Record& r) {
+      keys.insert(r.Key());
+      return absl::OkStatus();
+    });
+    auto result = RunCrawl(mock::CrawlPlanFor((*server)->base_url(), style), {&sink}, nullptr, FastRetries());
+    ASSERT_TRUE(result.ok()) << mock::PaginationName(style) << ": " << result.status();
+    EXPECT_EQ(keys.size(), 138u) << mock::PaginationName(style);
+    EXPECT_EQ(result->stats.dead, 0) << mock::PaginationName(style);
+    EXPECT_TRUE(result->stats.balanced());
+    EXPECT_EQ((*server)->stats().status.count(400), 0u) << "no page was asked for wrongly";
+  }
 }
 
 // A client configured at the server's strict limit is never refused.
