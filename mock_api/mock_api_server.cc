@@ -9,6 +9,7 @@
 
 #include "mock_api_server.h"
 
+#include <mutex>
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -36,7 +37,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fanout/clock.h"
 #include "fanout/rate_limiter.h"
@@ -173,7 +173,7 @@ class WindowMax {
 
   // The most events in any 1000-ms window ending at or before `now_ms`.
   int64_t Max(int64_t now_ms) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     SweepLocked(now_ms);
     // The windows ending in the last few (still filling) milliseconds.
     int64_t best = max_;
@@ -186,12 +186,12 @@ class WindowMax {
   }
 
   void Sweep(int64_t now_ms) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     SweepLocked(now_ms);
   }
 
   void Reset(int64_t now_ms) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);
     swept_until_ = now_ms;
     window_sum_ = 0;
@@ -214,7 +214,7 @@ class WindowMax {
     return (w >> kCountBits) == static_cast<uint64_t>(ms) ? static_cast<int64_t>(w & kCountMask) : 0;
   }
 
-  void SweepLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void SweepLocked(int64_t now_ms) /* requires mu_ */ {
     const int64_t until = now_ms - kGraceMs;
     if (until <= swept_until_) return;
     if (until - swept_until_ > kRing / 2) {
@@ -235,10 +235,10 @@ class WindowMax {
   }
 
   std::array<std::atomic<uint64_t>, kRing> buckets_;
-  absl::Mutex mu_;
-  int64_t swept_until_ ABSL_GUARDED_BY(mu_);   // first millisecond not yet swept
-  int64_t window_sum_ ABSL_GUARDED_BY(mu_) = 0;  // events in [swept_until_-1000, swept_until_)
-  int64_t max_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mutex mu_;
+  int64_t swept_until_ /* guarded by mu_ */;   // first millisecond not yet swept
+  int64_t window_sum_ /* guarded by mu_ */ = 0;  // events in [swept_until_-1000, swept_until_)
+  int64_t max_ /* guarded by mu_ */ = 0;
 };
 
 enum Level { kNoLevel = -1, kTroops = 0, kWarriors = 1, kGroups = 2, kData = 3 };
@@ -448,13 +448,13 @@ class MockApiServer::Impl {
 
   // How many times each path+query has been decided on (fault decisions).
   struct Shard {
-    absl::Mutex mu;
-    absl::flat_hash_map<std::string, uint32_t> counts ABSL_GUARDED_BY(mu);
+    std::mutex mu;
+    absl::flat_hash_map<std::string, uint32_t> counts /* guarded by mu */;
   };
   static constexpr int kShards = 64;
   std::array<Shard, kShards> shards_;
 
-  absl::Mutex log_mu_;
+  std::mutex log_mu_;
   std::FILE* log_ = nullptr;  // owned; writes guarded by log_mu_
 
   // Declared last: destroyed (with every pending handler and connection)
@@ -463,7 +463,7 @@ class MockApiServer::Impl {
   std::optional<tcp::acceptor> acceptor_;
   std::optional<net::steady_timer> sweep_timer_;
   std::vector<std::thread> threads_;
-  absl::Mutex stop_mu_;  // serializes Stop callers
+  std::mutex stop_mu_;  // serializes Stop callers
   bool stopped_ = false;
 };
 
@@ -698,7 +698,7 @@ void MockApiServer::Impl::ScheduleSweep() {
 }
 
 void MockApiServer::Impl::Stop() {
-  absl::MutexLock lock(&stop_mu_);
+  std::lock_guard<std::mutex> lock(stop_mu_);
   if (stopped_ || ioc_ == nullptr) return;
   stopped_ = true;
   ioc_->stop();
@@ -1048,7 +1048,7 @@ void MockApiServer::Impl::ApplyFaults(absl::string_view target, Reply* reply, bo
   uint32_t n = 0;
   {
     Shard& shard = shards_[target_hash % kShards];
-    absl::MutexLock lock(&shard.mu);
+    std::lock_guard<std::mutex> lock(shard.mu);
     n = shard.counts[target]++;
   }
   const uint64_t h = Mix(target_hash ^ Mix(n + 1));
@@ -1082,7 +1082,7 @@ void MockApiServer::Impl::Log(absl::string_view method_name, absl::string_view t
   const std::string line =
       absl::StrCat(method_name, " ", target, " ",
                    reply.action == Reply::Action::kReset ? std::string("reset") : absl::StrCat(reply.status), "\n");
-  absl::MutexLock lock(&log_mu_);
+  std::lock_guard<std::mutex> lock(log_mu_);
   std::fwrite(line.data(), 1, line.size(), log_);
   std::fflush(log_);
 }
@@ -1130,7 +1130,7 @@ void MockApiServer::Impl::ResetStats() {
   arrivals_.Reset(now);
   accepted_.Reset(now);
   for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
+    std::lock_guard<std::mutex> lock(shard.mu);
     shard.counts.clear();
   }
 }

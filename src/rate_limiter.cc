@@ -2,6 +2,7 @@
 
 #include "fanout/rate_limiter.h"
 
+#include <mutex>
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -120,7 +121,7 @@ absl::Status RateLimiter::SetRate(double rate_per_second) {
 absl::Status RateLimiter::SetRate(double rate_per_second, int64_t burst) {
   int64_t new_interval = 0;
   if (absl::Status s = CheckSpec(name_, rate_per_second, burst, &new_interval); !s.ok()) return s;
-  absl::MutexLock lock(&set_mu_);
+  std::lock_guard<std::mutex> lock(set_mu_);
   const int64_t old_interval = interval_ns_.load(std::memory_order_relaxed);
   // Tokens owed (TAT ahead of now) were priced at the old interval; reprice
   // them at the new one so a rate cut applies to work already granted.

@@ -2,6 +2,7 @@
 
 #include "fanout/retry.h"
 
+#include <mutex>
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -425,13 +426,13 @@ RetryBudget::RetryBudget(const Clock* clock, RetryBudgetOptions options)
       floor_updated_(clock->Now()) {}
 
 void RetryBudget::RecordRequest() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   balance_ = std::min(options_.max_balance, balance_ + options_.ratio);
 }
 
 bool RetryBudget::TryWithdraw() {
   const absl::Time now = clock_->Now();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   floor_tokens_ = RefilledFloor(options_, floor_tokens_, floor_updated_, now);
   if (now > floor_updated_) floor_updated_ = now;
   if (balance_ + kTokenEpsilon >= 1) {
@@ -447,7 +448,7 @@ bool RetryBudget::TryWithdraw() {
 
 double RetryBudget::Available() const {
   const absl::Time now = clock_->Now();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return balance_ + RefilledFloor(options_, floor_tokens_, floor_updated_, now);
 }
 
@@ -480,7 +481,7 @@ absl::Duration RetryPolicy::Backoff(int retry, absl::Duration previous_delay) {
     const int64_t high = previous > kInt64Max / 3 ? kInt64Max : previous * 3;
     int64_t draw;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       draw = UniformInt(rng_, base, high);
     }
     return absl::Nanoseconds(std::min(cap, draw));
@@ -492,7 +493,7 @@ absl::Duration RetryPolicy::Backoff(int retry, absl::Duration previous_delay) {
   const int64_t exponential = (shift >= 63 || base > (cap >> shift)) ? cap : (base << shift);
   if (options_.jitter == Jitter::kNone) return absl::Nanoseconds(exponential);
 
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return absl::Nanoseconds(UniformInt(rng_, 0, exponential));
 }
 

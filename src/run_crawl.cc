@@ -4,13 +4,13 @@
 // (CurlTransport on a private io_context, SystemClock, an in-memory frontier),
 // run on the calling thread or on a thread of its own.
 
+#include <mutex>
 #include <functional>
 #include <future>
 #include <optional>
 #include <thread>
 #include <utility>
 
-#include "absl/synchronization/mutex.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
 #include "fanout/clock.h"
@@ -113,9 +113,9 @@ absl::StatusOr<CrawlResult> RunCrawl(CrawlPlan plan, std::vector<Sink*> sinks, D
 struct BackgroundCrawl::State {
   std::unique_ptr<CrawlSession> session;
   std::thread thread;
-  absl::Mutex mu;
-  bool finished ABSL_GUARDED_BY(mu) = false;
-  std::optional<absl::StatusOr<CrawlResult>> result ABSL_GUARDED_BY(mu);
+  std::mutex mu;
+  bool finished /* guarded by mu */ = false;
+  std::optional<absl::StatusOr<CrawlResult>> result /* guarded by mu */;
   bool waited = false;
 };
 
@@ -129,7 +129,7 @@ absl::StatusOr<std::unique_ptr<BackgroundCrawl>> BackgroundCrawl::Start(CrawlPla
   State* raw = state.get();
   state->thread = std::thread([raw] {
     absl::StatusOr<CrawlResult> result = raw->session->Run();
-    absl::MutexLock lock(&raw->mu);
+    std::lock_guard<std::mutex> lock(raw->mu);
     raw->result = std::move(result);
     raw->finished = true;
   });
@@ -146,7 +146,7 @@ BackgroundCrawl::~BackgroundCrawl() {
 }
 
 void BackgroundCrawl::Stop() {
-  absl::MutexLock lock(&state_->mu);
+  std::lock_guard<std::mutex> lock(state_->mu);
   if (state_->finished) return;
   // io_context::post is thread-safe; the session lives until the thread ends.
   CrawlSession* session = state_->session.get();
@@ -157,7 +157,7 @@ std::optional<CrawlStats> BackgroundCrawl::Stats() {
   std::promise<CrawlStats> promise;
   std::future<CrawlStats> future = promise.get_future();
   {
-    absl::MutexLock lock(&state_->mu);
+    std::lock_guard<std::mutex> lock(state_->mu);
     if (state_->finished) {
       if (state_->result->ok()) return (*state_->result)->stats;
       return std::nullopt;
@@ -167,7 +167,7 @@ std::optional<CrawlStats> BackgroundCrawl::Stats() {
   }
   // The loop may end before it runs the snapshot; then the final figures answer.
   while (future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
-    absl::MutexLock lock(&state_->mu);
+    std::lock_guard<std::mutex> lock(state_->mu);
     if (state_->finished) {
       if (state_->result->ok()) return (*state_->result)->stats;
       return std::nullopt;
@@ -177,7 +177,7 @@ std::optional<CrawlStats> BackgroundCrawl::Stats() {
 }
 
 bool BackgroundCrawl::done() {
-  absl::MutexLock lock(&state_->mu);
+  std::lock_guard<std::mutex> lock(state_->mu);
   return state_->finished;
 }
 
@@ -185,7 +185,7 @@ absl::StatusOr<CrawlResult> BackgroundCrawl::Wait() {
   if (state_->waited) return absl::FailedPreconditionError("crawl: Wait was already called");
   state_->waited = true;
   state_->thread.join();
-  absl::MutexLock lock(&state_->mu);
+  std::lock_guard<std::mutex> lock(state_->mu);
   return *std::move(state_->result);
 }
 

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -22,7 +23,6 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "simdjson.h"
 
@@ -686,7 +686,7 @@ absl::Status DeadLetterLog::Append(const DeadLetter& letter) {
   AppendJsonTime(&line, letter.at);
   line.append("}\n");
 
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (fd_ < 0) {
     return absl::FailedPreconditionError(
         absl::StrFormat("dead letter log: append to \"%s\" after Close", path_));
@@ -711,7 +711,7 @@ absl::Status DeadLetterLog::Append(const DeadLetter& letter) {
 }
 
 absl::Status DeadLetterLog::Close() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (fd_ < 0) return absl::OkStatus();
   const int error = CloseFd(fd_);
   fd_ = -1;

@@ -18,6 +18,7 @@
 #ifndef FANOUT_RATE_LIMITER_H_
 #define FANOUT_RATE_LIMITER_H_
 
+#include <mutex>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -25,7 +26,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fanout/clock.h"
 
@@ -128,7 +128,7 @@ class RateLimiter {
   std::atomic<int64_t> interval_ns_;  // emission interval T = 1e9 / rate
   std::atomic<int64_t> burst_;        // bucket depth b; tolerance = b * T
   std::atomic<double> rate_;          // as configured, for State() and metrics
-  absl::Mutex set_mu_;                // serializes SetRate callers only
+  std::mutex set_mu_;                // serializes SetRate callers only
 };
 
 }  // namespace fanout

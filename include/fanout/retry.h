@@ -23,6 +23,7 @@
 #ifndef FANOUT_RETRY_H_
 #define FANOUT_RETRY_H_
 
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -30,9 +31,7 @@
 #include <string>
 #include <string_view>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fanout/clock.h"
 
@@ -191,10 +190,10 @@ class RetryBudget {
   RetryBudget(const Clock* clock, RetryBudgetOptions options);
   const Clock* const clock_;
   const RetryBudgetOptions options_;
-  mutable absl::Mutex mu_;
-  double balance_ ABSL_GUARDED_BY(mu_) = 0;        // from deposits
-  double floor_tokens_ ABSL_GUARDED_BY(mu_) = 0;   // from min_per_second
-  absl::Time floor_updated_ ABSL_GUARDED_BY(mu_);
+  mutable std::mutex mu_;
+  double balance_ /* guarded by mu_ */ = 0;        // from deposits
+  double floor_tokens_ /* guarded by mu_ */ = 0;   // from min_per_second
+  absl::Time floor_updated_ /* guarded by mu_ */;
 };
 
 // Decides retries. Thread-safe (the RNG is behind a mutex); deterministic for
@@ -225,8 +224,8 @@ class RetryPolicy {
   const Clock* const clock_;
   const RetryOptions options_;
   RetryBudget* const budget_;
-  absl::Mutex mu_;
-  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::mt19937_64 rng_ /* guarded by mu_ */;
 };
 
 }  // namespace fanout

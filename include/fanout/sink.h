@@ -7,6 +7,7 @@
 #ifndef FANOUT_SINK_H_
 #define FANOUT_SINK_H_
 
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,11 +15,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include <functional>
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace fanout {
@@ -215,8 +214,8 @@ class DeadLetterLog {
  private:
   DeadLetterLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   const std::string path_;
-  absl::Mutex mu_;
-  int fd_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  int fd_ /* guarded by mu_ */;
 };
 
 }  // namespace fanout
