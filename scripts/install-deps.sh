@@ -9,6 +9,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake make pkg-config curl
+  openssl nghttp2-server # a TLS + HTTP/2 server for the transport tests
   libabsl-dev            # Status, Time, containers, flags, random
   libcurl4-openssl-dev   # the HTTP transport (multi socket interface)
   libsimdjson-dev        # JSON extraction (On-Demand)

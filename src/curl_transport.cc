@@ -608,6 +608,15 @@ void CurlTransport::Impl::Finish(Call& call, CURLcode code) {
     curl_off_t downloaded = 0;
     curl_easy_getinfo(call.easy, CURLINFO_SIZE_DOWNLOAD_T, &downloaded);
     response.wire_bytes = downloaded;
+    long version = 0;
+    curl_easy_getinfo(call.easy, CURLINFO_HTTP_VERSION, &version);
+    switch (version) {
+      case CURL_HTTP_VERSION_1_0: response.http_version = 10; break;
+      case CURL_HTTP_VERSION_1_1: response.http_version = 11; break;
+      case CURL_HTTP_VERSION_2_0: response.http_version = 20; break;
+      case CURL_HTTP_VERSION_3: response.http_version = 30; break;
+      default: response.http_version = 0;
+    }
     call.status = absl::OkStatus();
   } else {
     call.status = ErrorFor(call, code);

@@ -45,6 +45,7 @@ struct Response {
   std::string url;          // the final URL, after redirects
   absl::Duration elapsed;   // from send to the last byte
   int64_t wire_bytes = 0;   // body bytes as received, before decoding
+  int http_version = 0;     // of the final response: 10, 11, 20 (HTTP/2), 30
   // HTTP requests this call put on the wire: 1, plus one per redirect
   // followed, plus any the HTTP library re-sent on its own (libcurl silently
   // resends a request whose reused connection turned out dead). Every one of
