@@ -93,7 +93,8 @@ class Engine::Impl {
   void Dispatch(Task task, Permit permit);
   void OnResponse(Task task, absl::StatusOr<Response> result, absl::Time sent);
   // Handles a success: returns an error outcome if the response is unusable.
-  std::optional<Outcome> Accept(Task& task, const Response& response);
+  // Takes the body of a leaf's response (it moves into the record).
+  std::optional<Outcome> Accept(Task& task, Response& response);
   void OnFailure(Task task, const Outcome& outcome, int last_status);
   void AddNodes(uint64_t parent, const std::vector<uint64_t>& ids);
   void FinishNode(uint64_t id, int64_t records, int64_t dead);
@@ -291,7 +292,7 @@ void Engine::Impl::OnResponse(Task task, absl::StatusOr<Response> result, absl::
     OnFailure(std::move(task), OutcomeFromTransportError(result.status()), 0);
     return Pump();
   }
-  const Response& response = *result;
+  Response& response = *result;
   level.stats.bytes += static_cast<int64_t>(response.body.size());
   const int status = response.status;
   if (status >= 200 && status < 300) {
@@ -321,15 +322,15 @@ void Engine::Impl::OnResponse(Task task, absl::StatusOr<Response> result, absl::
   Pump();
 }
 
-std::optional<Outcome> Engine::Impl::Accept(Task& task, const Response& response) {
+std::optional<Outcome> Engine::Impl::Accept(Task& task, Response& response) {
   LevelState& level = levels_[task.level];
   if (plan_.is_leaf(task.level)) {
     Record record;
-    record.path = task.path;
-    record.url = task.url;
+    record.path = std::move(task.path);  // the task is finished with either way
+    record.url = std::move(task.url);
     record.status = response.status;
     record.fetched_at = clock().WallNow();
-    record.body = response.body;
+    record.body = std::move(response.body);
     for (Sink* sink : parts_.sinks) {
       if (absl::Status s = sink->Write(record); !s.ok()) {
         Fail(absl::Status(s.code(), absl::StrFormat("sink write for %s: %s", record.Key(), s.message())));
