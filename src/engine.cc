@@ -174,13 +174,16 @@ void Engine::Impl::Start(absl::AnyInvocable<void(absl::StatusOr<CrawlResult>) &&
   started_ = true;
   done_ = std::move(done);
   start_time_ = clock().Now();
-  Task root;
-  root.level = 0;
-  auto url = FirstPageUrl(plan_, 0, root.bindings);
-  if (!url.ok()) return Fail(url.status());
-  root.url = *std::move(url);
-  if (absl::Status s = parts_.frontier->Add({std::move(root)}); !s.ok()) return Fail(s);
-  // The root's id is the first the frontier assigned; track it as a node.
+  // A frontier that already holds work (a resumed journal) goes on from
+  // there; an empty one gets the root: the first level's first page.
+  if (parts_.frontier->counts().discovered == 0) {
+    Task root;
+    root.level = 0;
+    auto url = FirstPageUrl(plan_, 0, root.bindings);
+    if (!url.ok()) return Fail(url.status());
+    root.url = *std::move(url);
+    if (absl::Status s = parts_.frontier->Add({std::move(root)}); !s.ok()) return Fail(s);
+  }
   if (options_.max_duration != absl::InfiniteDuration()) {
     deadline_timer_ = parts_.loop->RunAt(start_time_ + options_.max_duration, [this] { Stop(); });
   }
@@ -479,6 +482,7 @@ void Engine::Impl::Finish(CrawlResult::State state) {
   for (Sink* sink : parts_.sinks) {
     if (absl::Status s = sink->Flush(); !s.ok()) return Fail(s);
   }
+  if (absl::Status s = parts_.frontier->Flush(); !s.ok()) return Fail(s);
   finished_ = true;
   if (wake_timer_ != 0) parts_.loop->Cancel(wake_timer_);
   if (deadline_timer_ != 0) parts_.loop->Cancel(deadline_timer_);

@@ -92,6 +92,18 @@ absl::Status MemoryFrontier::Dead(uint64_t /*task_id*/, std::string /*reason*/) 
   return absl::OkStatus();
 }
 
+absl::Status MemoryFrontier::Restore(std::vector<Task> pending, FrontierCounts counts, uint64_t next_id) {
+  for (const Task& task : pending) {
+    if (absl::Status s = CheckLevel(task); !s.ok()) return s;
+  }
+  counts_ = counts;
+  counts_.pending = 0;
+  counts_.leased = 0;
+  next_id_ = next_id;
+  for (Task& task : pending) Enqueue(std::move(task));
+  return absl::OkStatus();
+}
+
 absl::Status MemoryFrontier::Release(Task task) {
   task.not_before = absl::InfinitePast();
   return Retry(std::move(task));

@@ -79,6 +79,10 @@ class Frontier {
   // Returns a leased task to pending as it was (a stop abandoned it).
   virtual absl::Status Release(Task task) = 0;
 
+  // Makes every change so far durable (a no-op for a frontier that keeps
+  // nothing). The engine calls it when a run ends.
+  virtual absl::Status Flush() { return absl::OkStatus(); }
+
   virtual FrontierCounts counts() const = 0;
   // Pending tasks per level (index = level), for stats.
   virtual std::vector<int64_t> pending_by_level() const = 0;
@@ -99,6 +103,12 @@ class MemoryFrontier final : public Frontier {
   absl::Status Release(Task task) override;
   FrontierCounts counts() const override { return counts_; }
   std::vector<int64_t> pending_by_level() const override { return pending_by_level_; }
+
+  // Puts back tasks a durable frontier loaded, keeping their ids, with the
+  // counts it recorded; new ids continue after `next_id`. Call before use.
+  absl::Status Restore(std::vector<Task> pending, FrontierCounts counts, uint64_t next_id);
+  // The id the next added task will get (ids are assigned in order).
+  uint64_t next_id() const { return next_id_; }
 
  private:
   void Enqueue(Task task);

@@ -1,0 +1,104 @@
+// Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
+//
+// SqliteFrontier: a Frontier that journals every task to a SQLite database
+// (WAL mode, through SQLite's C API), so a crawl killed at any instant resumes
+// where it stopped. Scheduling runs in memory (the pending set, kept small by
+// deepest-first order, is loaded at open); every state change is written
+// through to the journal in group-committed transactions: at most
+// `commit_batch` changes or `commit_interval` between commits, and always on
+// Flush(). A listing's completion and the children it discovered are in the
+// same transaction, so the journal never holds one without the other.
+//
+// What a crash can lose is the uncommitted tail: those tasks are done again on
+// resume (at-least-once), never skipped. Leases are not journaled: a task
+// leased by a dead process is simply pending when the journal is reopened.
+//
+// Single-threaded (the engine's loop).
+
+#ifndef FANOUT_SQLITE_FRONTIER_H_
+#define FANOUT_SQLITE_FRONTIER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fanout/frontier.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace fanout {
+
+struct SqliteFrontierOptions {
+  std::string path;  // the journal file; created if missing
+  // The plan's fingerprint (PlanFingerprint): a journal written for another
+  // plan is refused, unless `force`.
+  std::string plan_fingerprint;
+  bool force = false;
+  size_t levels = 0;  // the plan's level count
+  // synchronous=NORMAL survives a process crash (kill -9); FULL also survives
+  // power loss, at the cost of an fsync per commit.
+  bool sync_full = false;
+  int64_t commit_batch = 4096;
+  absl::Duration commit_interval = absl::Milliseconds(5);
+};
+
+class SqliteFrontier final : public Frontier {
+ public:
+  // Opens or creates the journal. Errors name the path: not a database or
+  // corrupt (DataLoss), written by a newer fanout (FailedPrecondition), a
+  // different plan (FailedPrecondition, unless forced), unwritable
+  // (PermissionDenied / Unavailable).
+  static absl::StatusOr<std::unique_ptr<SqliteFrontier>> Open(SqliteFrontierOptions options,
+                                                              const Clock* clock);
+  ~SqliteFrontier() override;  // commits what is pending; errors are dropped (call Flush first)
+
+  absl::Status Add(std::vector<Task> tasks) override;
+  std::optional<Task> Lease(absl::Time now) override { return memory_.Lease(now); }
+  std::optional<absl::Time> NextReadyTime() const override { return memory_.NextReadyTime(); }
+  absl::StatusOr<std::vector<uint64_t>> Complete(uint64_t task_id, std::vector<Task> discovered) override;
+  absl::Status Retry(Task task) override;
+  absl::Status Dead(uint64_t task_id, std::string reason) override;
+  absl::Status Release(Task task) override { return memory_.Release(std::move(task)); }
+  absl::Status Flush() override;
+  FrontierCounts counts() const override { return memory_.counts(); }
+  std::vector<int64_t> pending_by_level() const override { return memory_.pending_by_level(); }
+
+  // Pending tasks found in the journal at open (0 for a new journal).
+  int64_t resumed() const { return resumed_; }
+
+ private:
+  SqliteFrontier(SqliteFrontierOptions options, const Clock* clock);
+  absl::Status Init();
+  absl::Status Exec(const char* sql);
+  absl::Status Error(const std::string& what) const;
+  absl::Status Prepare(sqlite3_stmt** stmt, const char* sql);
+  absl::Status Begin();  // opens the group transaction if none is open
+  absl::Status Changed(int64_t changes);  // commits when the group is full or old
+  absl::Status Insert(const Task& task);
+  absl::Status SetState(uint64_t id, int state, const std::string& error);
+
+  const SqliteFrontierOptions options_;
+  const Clock* const clock_;
+  MemoryFrontier memory_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* set_state_ = nullptr;
+  sqlite3_stmt* retry_ = nullptr;
+  bool in_transaction_ = false;
+  int64_t group_changes_ = 0;
+  absl::Time group_started_;
+  int64_t resumed_ = 0;
+};
+
+// A fingerprint of what the plan crawls (base URL, levels, templates,
+// extraction and pagination; not limits), to tell journals apart.
+std::string PlanFingerprint(const CrawlPlan& plan);
+
+}  // namespace fanout
+
+#endif  // FANOUT_SQLITE_FRONTIER_H_

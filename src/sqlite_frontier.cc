@@ -1,0 +1,347 @@
+// Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
+
+#include "fanout/sqlite_frontier.h"
+
+#include <sqlite3.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace fanout {
+namespace {
+
+constexpr int64_t kSchemaVersion = 1;
+enum State : int { kPending = 0, kDone = 1, kDead = 2 };
+
+// (name, value) pairs as length-prefixed strings: [u32 len][bytes]...
+std::string EncodePairs(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  std::string out;
+  auto put = [&out](const std::string& s) {
+    const uint32_t n = static_cast<uint32_t>(s.size());
+    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out.append(s);
+  };
+  for (const auto& [name, value] : pairs) {
+    put(name);
+    put(value);
+  }
+  return out;
+}
+
+bool DecodePairs(const void* data, int size, std::vector<std::pair<std::string, std::string>>* pairs) {
+  const char* p = static_cast<const char*>(data);
+  const char* end = p + size;
+  auto get = [&](std::string* s) {
+    uint32_t n = 0;
+    if (end - p < static_cast<ptrdiff_t>(sizeof n)) return false;
+    std::memcpy(&n, p, sizeof n);
+    p += sizeof n;
+    if (end - p < static_cast<ptrdiff_t>(n)) return false;
+    s->assign(p, n);
+    p += n;
+    return true;
+  };
+  while (p < end) {
+    std::string name, value;
+    if (!get(&name) || !get(&value)) return false;
+    pairs->emplace_back(std::move(name), std::move(value));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string PlanFingerprint(const CrawlPlan& plan) {
+  std::string text = plan.base_url;
+  for (const Level& l : plan.levels) {
+    absl::StrAppend(&text, "|", l.name, "|", l.url, "|", l.items_pointer, "|", l.id_field, "|", l.bind, "|",
+                    static_cast<int>(l.pagination.kind), "|", l.pagination.pointer, "|", l.pagination.param, "|",
+                    l.pagination.start, "|", l.pagination.limit_param, "|", l.pagination.limit);
+    for (const std::string& c : l.capture) absl::StrAppend(&text, "|c:", c);
+  }
+  return absl::StrFormat("%016x", absl::HashOf(text));
+}
+
+SqliteFrontier::SqliteFrontier(SqliteFrontierOptions options, const Clock* clock)
+    : options_(std::move(options)), clock_(clock), memory_(options_.levels) {}
+
+SqliteFrontier::~SqliteFrontier() {
+  (void)Flush();
+  for (sqlite3_stmt* stmt : {insert_, set_state_, retry_}) sqlite3_finalize(stmt);
+  if (db_ != nullptr) sqlite3_close(db_);
+}
+
+absl::Status SqliteFrontier::Error(const std::string& what) const {
+  const int code = db_ != nullptr ? sqlite3_errcode(db_) : SQLITE_CANTOPEN;
+  const std::string message =
+      absl::StrFormat("journal \"%s\": %s: %s", options_.path, what,
+                      db_ != nullptr ? sqlite3_errmsg(db_) : "cannot open");
+  switch (code & 0xff) {
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return absl::DataLossError(message + " (not a fanout journal, or corrupt)");
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return absl::PermissionDeniedError(message);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+absl::Status SqliteFrontier::Exec(const char* sql) {
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return Error(sql);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteFrontier::Prepare(sqlite3_stmt** stmt, const char* sql) {
+  if (sqlite3_prepare_v2(db_, sql, -1, stmt, nullptr) != SQLITE_OK) return Error(sql);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SqliteFrontier>> SqliteFrontier::Open(SqliteFrontierOptions options,
+                                                                     const Clock* clock) {
+  if (options.levels == 0) return absl::InvalidArgumentError("journal: levels must be >= 1");
+  if (options.path.empty()) return absl::InvalidArgumentError("journal: path is empty");
+  if (options.commit_batch < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("journal: commit_batch must be >= 1, got %d", options.commit_batch));
+  }
+  auto frontier = std::unique_ptr<SqliteFrontier>(new SqliteFrontier(std::move(options), clock));
+  if (absl::Status s = frontier->Init(); !s.ok()) return s;
+  return frontier;
+}
+
+absl::Status SqliteFrontier::Init() {
+  if (sqlite3_open_v2(options_.path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    return Error("cannot open");
+  }
+  sqlite3_extended_result_codes(db_, 0);
+  sqlite3_busy_timeout(db_, 5000);
+  // Reading the schema is the first thing that fails on a file that is not a
+  // database, so do that before anything else.
+  if (absl::Status s = Exec("SELECT count(*) FROM sqlite_schema"); !s.ok()) return s;
+  if (absl::Status s = Exec("PRAGMA journal_mode=WAL"); !s.ok()) return s;
+  if (absl::Status s = Exec(options_.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = Exec(
+          "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+          "CREATE TABLE IF NOT EXISTS tasks(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL, "
+          "level INTEGER NOT NULL, page INTEGER NOT NULL, url TEXT NOT NULL, bindings BLOB, path BLOB, "
+          "attempts INTEGER NOT NULL DEFAULT 0, throttles INTEGER NOT NULL DEFAULT 0, "
+          "state INTEGER NOT NULL, last_error TEXT);"
+          "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);");
+      !s.ok()) {
+    return s;
+  }
+
+  // Version and plan.
+  auto read_meta = [this](const char* key) -> absl::StatusOr<std::optional<std::string>> {
+    sqlite3_stmt* stmt = nullptr;
+    if (absl::Status s = Prepare(&stmt, "SELECT value FROM meta WHERE key = ?"); !s.ok()) return s;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    std::optional<std::string> value;
+    if (sqlite3_step(stmt) == SQLITE_ROW) value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    return value;
+  };
+  auto write_meta = [this](const char* key, const std::string& value) {
+    sqlite3_stmt* stmt = nullptr;
+    if (absl::Status s = Prepare(&stmt, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)"); !s.ok()) return s;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, value.c_str(), -1, SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? absl::OkStatus() : Error("writing meta");
+  };
+  auto version = read_meta("schema_version");
+  if (!version.ok()) return version.status();
+  if (version->has_value()) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(**version, &v) || v > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "journal \"%s\": written by a newer fanout (schema version %s; this one reads up to %d)", options_.path,
+          **version, kSchemaVersion));
+    }
+  } else if (absl::Status s = write_meta("schema_version", std::to_string(kSchemaVersion)); !s.ok()) {
+    return s;
+  }
+  auto fingerprint = read_meta("plan_fingerprint");
+  if (!fingerprint.ok()) return fingerprint.status();
+  if (fingerprint->has_value() && **fingerprint != options_.plan_fingerprint && !options_.force) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "journal \"%s\": was written for another plan (fingerprint %s, this plan %s); resume with the same plan, "
+        "or force it",
+        options_.path, **fingerprint, options_.plan_fingerprint));
+  }
+  if (absl::Status s = write_meta("plan_fingerprint", options_.plan_fingerprint); !s.ok()) return s;
+
+  // Load: counts by state, then the pending tasks (leases died with their process).
+  FrontierCounts counts;
+  sqlite3_stmt* stmt = nullptr;
+  if (absl::Status s = Prepare(&stmt, "SELECT state, count(*) FROM tasks GROUP BY state"); !s.ok()) return s;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    const int64_t n = sqlite3_column_int64(stmt, 1);
+    counts.discovered += n;
+    if (sqlite3_column_int(stmt, 0) == kDone) counts.done = n;
+    if (sqlite3_column_int(stmt, 0) == kDead) counts.dead = n;
+  }
+  sqlite3_finalize(stmt);
+  uint64_t next_id = 1;
+  std::vector<Task> pending;
+  if (absl::Status s = Prepare(&stmt,
+                               "SELECT id, parent, level, page, url, bindings, path, attempts, throttles "
+                               "FROM tasks WHERE state = 0 ORDER BY id");
+      !s.ok()) {
+    return s;
+  }
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    Task task;
+    task.id = static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
+    task.parent = static_cast<uint64_t>(sqlite3_column_int64(stmt, 1));
+    task.level = static_cast<uint32_t>(sqlite3_column_int64(stmt, 2));
+    task.page = static_cast<uint32_t>(sqlite3_column_int64(stmt, 3));
+    task.url = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 4));
+    if (!DecodePairs(sqlite3_column_blob(stmt, 5), sqlite3_column_bytes(stmt, 5), &task.bindings) ||
+        !DecodePairs(sqlite3_column_blob(stmt, 6), sqlite3_column_bytes(stmt, 6), &task.path)) {
+      sqlite3_finalize(stmt);
+      return absl::DataLossError(
+          absl::StrFormat("journal \"%s\": task %d has a malformed bindings or path record", options_.path, task.id));
+    }
+    task.attempts.attempts = sqlite3_column_int(stmt, 7);
+    task.attempts.throttles = sqlite3_column_int(stmt, 8);
+    pending.push_back(std::move(task));
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Error("loading pending tasks");
+  if (absl::Status s = Prepare(&stmt, "SELECT coalesce(max(id), 0) FROM tasks"); !s.ok()) return s;
+  if (sqlite3_step(stmt) == SQLITE_ROW) next_id = static_cast<uint64_t>(sqlite3_column_int64(stmt, 0)) + 1;
+  sqlite3_finalize(stmt);
+  resumed_ = static_cast<int64_t>(pending.size());
+  if (absl::Status s = memory_.Restore(std::move(pending), counts, next_id); !s.ok()) {
+    return absl::DataLossError(absl::StrFormat("journal \"%s\": %s", options_.path, s.message()));
+  }
+
+  if (absl::Status s = Prepare(&insert_,
+                               "INSERT INTO tasks(id, parent, level, page, url, bindings, path, attempts, "
+                               "throttles, state) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 0)");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = Prepare(&set_state_, "UPDATE tasks SET state = ?, last_error = ? WHERE id = ?"); !s.ok()) {
+    return s;
+  }
+  return Prepare(&retry_, "UPDATE tasks SET attempts = ?, throttles = ? WHERE id = ?");
+}
+
+absl::Status SqliteFrontier::Begin() {
+  if (in_transaction_) return absl::OkStatus();
+  if (absl::Status s = Exec("BEGIN"); !s.ok()) return s;
+  in_transaction_ = true;
+  group_changes_ = 0;
+  group_started_ = clock_->Now();
+  return absl::OkStatus();
+}
+
+absl::Status SqliteFrontier::Changed(int64_t changes) {
+  group_changes_ += changes;
+  if (group_changes_ >= options_.commit_batch || clock_->Now() - group_started_ >= options_.commit_interval) {
+    return Flush();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteFrontier::Flush() {
+  if (!in_transaction_) return absl::OkStatus();
+  in_transaction_ = false;
+  return Exec("COMMIT");
+}
+
+absl::Status SqliteFrontier::Insert(const Task& task) {
+  const std::string bindings = EncodePairs(task.bindings);
+  const std::string path = EncodePairs(task.path);
+  sqlite3_reset(insert_);
+  sqlite3_bind_int64(insert_, 1, static_cast<int64_t>(task.id));
+  sqlite3_bind_int64(insert_, 2, static_cast<int64_t>(task.parent));
+  sqlite3_bind_int64(insert_, 3, task.level);
+  sqlite3_bind_int64(insert_, 4, task.page);
+  sqlite3_bind_text(insert_, 5, task.url.data(), static_cast<int>(task.url.size()), SQLITE_STATIC);
+  sqlite3_bind_blob(insert_, 6, bindings.data(), static_cast<int>(bindings.size()), SQLITE_STATIC);
+  sqlite3_bind_blob(insert_, 7, path.data(), static_cast<int>(path.size()), SQLITE_STATIC);
+  sqlite3_bind_int(insert_, 8, task.attempts.attempts);
+  sqlite3_bind_int(insert_, 9, task.attempts.throttles);
+  if (sqlite3_step(insert_) != SQLITE_DONE) return Error(absl::StrFormat("adding task %d", task.id));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteFrontier::SetState(uint64_t id, int state, const std::string& error) {
+  sqlite3_reset(set_state_);
+  sqlite3_bind_int(set_state_, 1, state);
+  if (error.empty()) {
+    sqlite3_bind_null(set_state_, 2);
+  } else {
+    sqlite3_bind_text(set_state_, 2, error.data(), static_cast<int>(error.size()), SQLITE_STATIC);
+  }
+  sqlite3_bind_int64(set_state_, 3, static_cast<int64_t>(id));
+  if (sqlite3_step(set_state_) != SQLITE_DONE) return Error(absl::StrFormat("updating task %d", id));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteFrontier::Add(std::vector<Task> tasks) {
+  if (absl::Status s = Begin(); !s.ok()) return s;
+  uint64_t id = memory_.next_id();
+  for (Task& task : tasks) {
+    task.id = id++;
+    if (absl::Status s = Insert(task); !s.ok()) return s;
+  }
+  const int64_t n = static_cast<int64_t>(tasks.size());
+  if (absl::Status s = memory_.Add(std::move(tasks)); !s.ok()) return s;
+  return Changed(n);
+}
+
+absl::StatusOr<std::vector<uint64_t>> SqliteFrontier::Complete(uint64_t task_id, std::vector<Task> discovered) {
+  if (absl::Status s = Begin(); !s.ok()) return s;
+  // The listing's completion and its children go in the same transaction.
+  uint64_t id = memory_.next_id();
+  for (Task& task : discovered) {
+    task.id = id++;
+    if (absl::Status s = Insert(task); !s.ok()) return s;
+  }
+  if (absl::Status s = SetState(task_id, kDone, ""); !s.ok()) return s;
+  const int64_t n = static_cast<int64_t>(discovered.size()) + 1;
+  auto ids = memory_.Complete(task_id, std::move(discovered));
+  if (!ids.ok()) return ids.status();
+  if (absl::Status s = Changed(n); !s.ok()) return s;
+  return ids;
+}
+
+absl::Status SqliteFrontier::Retry(Task task) {
+  if (absl::Status s = Begin(); !s.ok()) return s;
+  sqlite3_reset(retry_);
+  sqlite3_bind_int(retry_, 1, task.attempts.attempts);
+  sqlite3_bind_int(retry_, 2, task.attempts.throttles);
+  sqlite3_bind_int64(retry_, 3, static_cast<int64_t>(task.id));
+  if (sqlite3_step(retry_) != SQLITE_DONE) return Error(absl::StrFormat("updating task %d", task.id));
+  if (absl::Status s = memory_.Retry(std::move(task)); !s.ok()) return s;
+  return Changed(1);
+}
+
+absl::Status SqliteFrontier::Dead(uint64_t task_id, std::string reason) {
+  if (absl::Status s = Begin(); !s.ok()) return s;
+  if (absl::Status s = SetState(task_id, kDead, reason); !s.ok()) return s;
+  if (absl::Status s = memory_.Dead(task_id, std::move(reason)); !s.ok()) return s;
+  return Changed(1);
+}
+
+}  // namespace fanout

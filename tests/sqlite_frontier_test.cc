@@ -1,0 +1,217 @@
+// Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
+
+#include "fanout/sqlite_frontier.h"
+
+#include <sqlite3.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "fanout/engine.h"
+#include "fanout/testing/fake_event_loop.h"
+#include "fanout/testing/fake_transport.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace fanout {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::FakeClock;
+
+std::string Fresh(const std::string& name) {
+  const fs::path path = fs::path(::testing::TempDir()) / ("fanout_journal_" + name + ".db");
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
+  return path.string();
+}
+
+SqliteFrontierOptions Options(const std::string& path, std::string fingerprint = "plan-a") {
+  return {.path = path, .plan_fingerprint = std::move(fingerprint), .levels = 3};
+}
+
+Task MakeTask(uint32_t level, std::string url, Bindings bindings = {}) {
+  Task t;
+  t.level = level;
+  t.url = std::move(url);
+  t.bindings = std::move(bindings);
+  for (const auto& [name, value] : t.bindings) t.path.emplace_back(name + "s", value);
+  return t;
+}
+
+TEST(SqliteFrontier, JournalsAndResumesWhatWasCommitted) {
+  FakeClock clock;
+  const std::string path = Fresh("resume");
+  {
+    auto f = SqliteFrontier::Open(Options(path), &clock);
+    ASSERT_TRUE(f.ok()) << f.status();
+    EXPECT_EQ((*f)->resumed(), 0);
+    ASSERT_TRUE((*f)->Add({MakeTask(0, "http://h/groups")}).ok());
+    auto root = (*f)->Lease(clock.Now());
+    ASSERT_TRUE(root.has_value());
+    auto ids = (*f)->Complete(root->id, {MakeTask(1, "http://h/g/1", {{"group", "1"}}),
+                                         MakeTask(1, "http://h/g/2", {{"group", "a/b\n"}})});
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    auto child = (*f)->Lease(clock.Now());
+    ASSERT_TRUE(child.has_value());
+    child->attempts.attempts = 2;
+    ASSERT_TRUE((*f)->Retry(*child).ok());
+    auto again = (*f)->Lease(clock.Now());
+    ASSERT_TRUE((*f)->Dead(again->id, "out of attempts").ok());
+    ASSERT_TRUE((*f)->Flush().ok());
+  }
+  auto f = SqliteFrontier::Open(Options(path), &clock);
+  ASSERT_TRUE(f.ok()) << f.status();
+  const FrontierCounts counts = (*f)->counts();
+  EXPECT_EQ(counts.discovered, 3);
+  EXPECT_EQ(counts.done, 1);
+  EXPECT_EQ(counts.dead, 1);
+  EXPECT_EQ(counts.pending, 1);
+  EXPECT_EQ((*f)->resumed(), 1);
+  auto left = (*f)->Lease(clock.Now());
+  ASSERT_TRUE(left.has_value());
+  EXPECT_EQ(left->level, 1u);
+  // Bindings and path survive byte for byte, whichever child is left.
+  EXPECT_TRUE(left->bindings == Bindings({{"group", "1"}}) || left->bindings == Bindings({{"group", "a/b\n"}}));
+  EXPECT_EQ(left->path.size(), 1u);
+  // New ids continue after the journal's.
+  ASSERT_TRUE((*f)->Complete(left->id, {MakeTask(2, "http://h/leaf")}).ok());
+  EXPECT_EQ((*f)->Lease(clock.Now())->id, 4u);
+}
+
+// A process killed mid-crawl: what it committed is there, what it had only
+// leased is pending again, what it had not committed is gone (and will be
+// done again), never half of a listing's completion.
+TEST(SqliteFrontier, SurvivesAKilledProcess) {
+  FakeClock clock;
+  const std::string path = Fresh("killed");
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto f = SqliteFrontier::Open(Options(path), &clock);
+    if (!f.ok()) _exit(2);
+    (void)(*f)->Add({MakeTask(0, "http://h/groups")});
+    auto root = (*f)->Lease(clock.Now());
+    std::vector<Task> children;
+    for (int i = 0; i < 10; ++i) children.push_back(MakeTask(1, "http://h/g/" + std::to_string(i)));
+    (void)(*f)->Complete(root->id, std::move(children));
+    (void)(*f)->Flush();
+    auto leased = (*f)->Lease(clock.Now());  // leased, never finished
+    auto done = (*f)->Lease(clock.Now());
+    (void)(*f)->Complete(done->id, {MakeTask(2, "http://h/never-committed")});  // not flushed
+    _exit(0);  // no destructor, no commit: as abruptly as kill -9
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto f = SqliteFrontier::Open(Options(path), &clock);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->counts().discovered, 11);
+  EXPECT_EQ((*f)->counts().done, 1);
+  EXPECT_EQ((*f)->counts().pending, 10) << "the leased and the uncommitted ones are pending again";
+}
+
+TEST(SqliteFrontier, RefusesAJournalOfAnotherPlanUnlessForced) {
+  FakeClock clock;
+  const std::string path = Fresh("plan");
+  { ASSERT_TRUE(SqliteFrontier::Open(Options(path, "plan-a"), &clock).ok()); }
+  auto other = SqliteFrontier::Open(Options(path, "plan-b"), &clock);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(other.status().message(), HasSubstr("was written for another plan (fingerprint plan-a, this plan plan-b)"));
+  SqliteFrontierOptions forced = Options(path, "plan-b");
+  forced.force = true;
+  EXPECT_TRUE(SqliteFrontier::Open(forced, &clock).ok());
+}
+
+TEST(SqliteFrontier, BadFilesGiveClearErrors) {
+  FakeClock clock;
+  const std::string garbage = Fresh("garbage");
+  std::ofstream(garbage) << std::string(8192, 'x');
+  auto corrupt = SqliteFrontier::Open(Options(garbage), &clock);
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_EQ(corrupt.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(corrupt.status().message(), HasSubstr(garbage));
+  EXPECT_THAT(corrupt.status().message(), HasSubstr("not a fanout journal, or corrupt"));
+
+  // A journal written by a newer fanout.
+  const std::string newer = Fresh("newer");
+  { ASSERT_TRUE(SqliteFrontier::Open(Options(newer), &clock).ok()); }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(newer.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value='99' WHERE key='schema_version'", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto too_new = SqliteFrontier::Open(Options(newer), &clock);
+  ASSERT_FALSE(too_new.ok());
+  EXPECT_EQ(too_new.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(too_new.status().message(), HasSubstr("written by a newer fanout (schema version 99"));
+
+  // A directory where the file should be.
+  auto dir = SqliteFrontier::Open(Options(::testing::TempDir()), &clock);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_THAT(dir.status().message(), HasSubstr("journal \"" + ::testing::TempDir()));
+}
+
+// The engine on a journal: a time-boxed run stops with work left; a second
+// run on the reopened journal finishes it, and no listing is fetched twice.
+TEST(SqliteFrontier, AStoppedCrawlResumesWithoutRefetching) {
+  const std::string path = Fresh("engine");
+  CrawlPlan plan;
+  plan.base_url = "http://api.test";
+  plan.levels = {{.name = "groups", .url = "/groups", .items_pointer = "/items", .bind = "group"},
+                 {.name = "devices", .url = "/groups/{group}/devices", .items_pointer = "/items", .bind = "device"},
+                 {.name = "data", .url = "/groups/{group}/devices/{device}/data"}};
+  auto handler = [](const Request& r) {
+    const std::string& url = r.url;
+    if (url.ends_with("/groups")) return testing::FakeTransport::Json(R"({"items":[{"id":"g1"},{"id":"g2"},{"id":"g3"}]})");
+    if (url.ends_with("/devices")) return testing::FakeTransport::Json(R"({"items":[{"id":"d1"},{"id":"d2"}]})");
+    return testing::FakeTransport::Json(R"({"v":1})");
+  };
+  std::multiset<std::string> fetched;
+  std::set<std::string> records;
+  auto run = [&](absl::Duration max_duration) -> CrawlResult {
+    testing::FakeEventLoop loop;
+    testing::FakeTransport transport(&loop, handler);
+    auto frontier = SqliteFrontier::Open(
+        {.path = path, .plan_fingerprint = PlanFingerprint(plan), .levels = plan.levels.size()}, &loop.clock());
+    EXPECT_TRUE(frontier.ok()) << frontier.status();
+    CallbackSink sink([&](const Record& r) {
+      records.insert(r.Key());
+      return absl::OkStatus();
+    });
+    EngineOptions options;
+    options.rate = RateLimitSpec::PerSecond(2, 1);
+    options.max_duration = max_duration;
+    auto engine = *Engine::Create(plan, EngineParts{&loop, &transport, frontier->get(), nullptr, {&sink}}, options);
+    std::optional<absl::StatusOr<CrawlResult>> result;
+    engine->Start([&](absl::StatusOr<CrawlResult> r) { result = std::move(r); });
+    loop.RunUntilIdle();
+    for (const auto& sent : transport.sent()) fetched.insert(sent.request.url);
+    EXPECT_TRUE(result.has_value() && result->ok());
+    return **result;
+  };
+  const CrawlResult first = run(absl::Seconds(3));
+  EXPECT_EQ(first.state, CrawlResult::State::kStopped);
+  EXPECT_GT(first.stats.pending, 0);
+  const CrawlResult second = run(absl::InfiniteDuration());
+  EXPECT_EQ(second.state, CrawlResult::State::kDone);
+  EXPECT_TRUE(second.stats.balanced());
+  EXPECT_EQ(second.stats.discovered, 1 + 3 + 6);
+  EXPECT_EQ(records.size(), 6u);
+  for (const std::string& url : fetched) {
+    if (!url.ends_with("/data")) {
+      EXPECT_EQ(fetched.count(url), 1u) << url << " fetched again after it was committed";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fanout
