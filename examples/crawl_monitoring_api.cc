@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -32,6 +34,9 @@ ABSL_FLAG(int, max_in_flight, 64, "requests in flight at most");
 ABSL_FLAG(std::string, out, "out", "directory for the documents");
 ABSL_FLAG(std::string, dead_letters, "dead_letters.jsonl", "file for tasks that could not be done");
 ABSL_FLAG(std::string, token, "", "bearer token for the API (or set VENDOR_TOKEN)");
+ABSL_FLAG(std::string, journal, "", "journal file: makes the crawl resumable (run again to resume)");
+ABSL_FLAG(std::string, jsonl, "", "also write every document as a line of this JSON lines file");
+ABSL_FLAG(absl::Duration, max_duration, absl::InfiniteDuration(), "stop after this long; exit 3 if work remains");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -57,6 +62,17 @@ int main(int argc, char** argv) {
                  std::string((tree.ok() ? dead.status() : tree.status()).message()).c_str());
     return 2;
   }
+  std::vector<fanout::Sink*> sinks = {tree->get()};
+  std::unique_ptr<fanout::JsonLinesSink> lines;
+  if (!absl::GetFlag(FLAGS_jsonl).empty()) {
+    auto opened = fanout::JsonLinesSink::Open(absl::GetFlag(FLAGS_jsonl));
+    if (!opened.ok()) {
+      std::fprintf(stderr, "crawl_monitoring_api: %s\n", std::string(opened.status().message()).c_str());
+      return 2;
+    }
+    lines = *std::move(opened);
+    sinks.push_back(lines.get());
+  }
 
   // 3. How fast, and what to do when things fail.
   fanout::RunOptions options;
@@ -68,6 +84,8 @@ int main(int argc, char** argv) {
   std::string token = absl::GetFlag(FLAGS_token);
   if (const char* env = std::getenv("VENDOR_TOKEN"); token.empty() && env != nullptr) token = env;
   if (!token.empty()) options.engine.headers.emplace_back("Authorization", "Bearer " + token);
+  options.journal = absl::GetFlag(FLAGS_journal);
+  options.engine.max_duration = absl::GetFlag(FLAGS_max_duration);
   options.retry.max_attempts = 6;
   options.retry.base_delay = absl::Milliseconds(200);
 
@@ -90,7 +108,7 @@ int main(int argc, char** argv) {
   };
 
   // 5. Run it.
-  auto result = fanout::RunCrawl(plan, {tree->get()}, dead->get(), options);
+  auto result = fanout::RunCrawl(plan, sinks, dead->get(), options);
   if (tty) std::fprintf(stderr, "\n");
   if (!result.ok()) {
     std::fprintf(stderr, "crawl_monitoring_api: %s\n", std::string(result.status().message()).c_str());
@@ -118,5 +136,10 @@ int main(int argc, char** argv) {
   std::printf("\n         accounting: discovered %lld = succeeded %lld + dead %lld\n",
               static_cast<long long>(s.discovered), static_cast<long long>(s.succeeded),
               static_cast<long long>(s.dead));
+  if (result->state == fanout::CrawlResult::State::kStopped) {
+    std::printf("         stopped with %lld tasks left: run again with the same --journal to go on\n",
+                static_cast<long long>(s.pending));
+    return 3;
+  }
   return 0;
 }

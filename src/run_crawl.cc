@@ -18,6 +18,9 @@
 #include "fanout/engine.h"
 #include "fanout/event_loop.h"
 #include "fanout/frontier.h"
+#include "fanout/sqlite_frontier.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 
 namespace fanout {
 
@@ -73,13 +76,58 @@ class CrawlSession {
     auto policy = RetryPolicy::Create(&clock_, options_.retry, budget_.get(), options_.seed);
     if (!policy.ok()) return policy.status();
     policy_ = *std::move(policy);
-    frontier_ = std::make_unique<MemoryFrontier>(plan.levels.size());
+    if (options_.journal.empty()) {
+      frontier_ = std::make_unique<MemoryFrontier>(plan.levels.size());
+    } else if (absl::Status s = OpenJournal(plan, sinks); !s.ok()) {
+      return s;
+    }
     auto engine = Engine::Create(
         std::move(plan),
         EngineParts{&loop_, transport_.get(), frontier_.get(), policy_.get(), std::move(sinks), dead_letters},
         options_.engine);
     if (!engine.ok()) return engine.status();
     engine_ = *std::move(engine);
+    return absl::OkStatus();
+  }
+
+  // Opens the journal and ties the JSON lines sinks to its commits.
+  absl::Status OpenJournal(const CrawlPlan& plan, const std::vector<Sink*>& sinks) {
+    auto journal = SqliteFrontier::Open({.path = options_.journal,
+                                         .plan_fingerprint = PlanFingerprint(plan),
+                                         .force = options_.force_journal,
+                                         .levels = plan.levels.size()},
+                                        &clock_);
+    if (!journal.ok()) return journal.status();
+    std::vector<JsonLinesSink*> lines;
+    for (Sink* sink : sinks) {
+      if (auto* jsonl = dynamic_cast<JsonLinesSink*>(sink)) lines.push_back(jsonl);
+    }
+    for (JsonLinesSink* jsonl : lines) {
+      auto committed = (*journal)->Meta("jsonl_offset:" + jsonl->path());
+      if (!committed.ok()) return committed.status();
+      int64_t offset = 0;
+      if (committed->has_value() && (!absl::SimpleAtoi(**committed, &offset) || offset > jsonl->offset())) {
+        return absl::DataLossError(absl::StrFormat(
+            "journal \"%s\" recorded %s bytes of \"%s\" as committed, but the file holds %d", options_.journal,
+            **committed, jsonl->path(), jsonl->offset()));
+      }
+      if (committed->has_value()) {
+        if (absl::Status s = jsonl->TruncateTo(offset); !s.ok()) return s;
+      }
+    }
+    if (!lines.empty()) {
+      (*journal)->SetCommitHook([lines]() -> absl::StatusOr<std::vector<std::pair<std::string, std::string>>> {
+        std::vector<std::pair<std::string, std::string>> offsets;
+        for (JsonLinesSink* jsonl : lines) {
+          if (absl::Status s = jsonl->Flush(); !s.ok()) return s;
+          offsets.emplace_back("jsonl_offset:" + jsonl->path(), std::to_string(jsonl->offset()));
+        }
+        return offsets;
+      });
+      // Record where the files stand before any task of this run commits.
+      if (absl::Status s = (*journal)->Checkpoint(); !s.ok()) return s;
+    }
+    frontier_ = *std::move(journal);
     return absl::OkStatus();
   }
 
@@ -97,7 +145,7 @@ class CrawlSession {
   AsioEventLoop loop_;
   std::unique_ptr<RetryBudget> budget_;
   std::unique_ptr<RetryPolicy> policy_;
-  std::unique_ptr<MemoryFrontier> frontier_;
+  std::unique_ptr<Frontier> frontier_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<CurlTransport> transport_;  // destroyed first (see ~CrawlSession)
   std::optional<absl::StatusOr<CrawlResult>> result_;

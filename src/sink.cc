@@ -342,6 +342,23 @@ absl::StatusOr<std::unique_ptr<JsonLinesSink>> JsonLinesSink::Open(const std::st
 
 JsonLinesSink::~JsonLinesSink() { Close().IgnoreError(); }
 
+absl::Status JsonLinesSink::TruncateTo(int64_t offset) {
+  if (fd_ < 0) {
+    return absl::FailedPreconditionError(absl::StrFormat("json lines sink: truncate of \"%s\" after Close", path_));
+  }
+  if (offset < 0 || offset > offset_) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "json lines sink: cannot cut \"%s\" back to %d bytes: it holds %d", path_, offset, offset_));
+  }
+  if (::ftruncate(fd_, offset) != 0 || ::fsync(fd_) != 0) {
+    const int error = errno;
+    return absl::ErrnoToStatus(error, absl::StrFormat("json lines sink: cannot cut \"%s\" back to %d bytes",
+                                                      path_, offset));
+  }
+  offset_ = offset;
+  return absl::OkStatus();
+}
+
 absl::Status JsonLinesSink::Write(const Record& record) {
   const std::string key = record.Key();
   if (fd_ < 0) {

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <utility>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -64,14 +63,25 @@ std::string PlanFingerprint(const CrawlPlan& plan) {
                     l.pagination.start, "|", l.pagination.limit_param, "|", l.pagination.limit);
     for (const std::string& c : l.capture) absl::StrAppend(&text, "|c:", c);
   }
-  return absl::StrFormat("%016x", absl::HashOf(text));
+  // FNV-1a, 64-bit: stable across processes and builds (absl::Hash is
+  // seeded per process, so it cannot name a plan on disk).
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return absl::StrFormat("%016x", hash);
 }
 
 SqliteFrontier::SqliteFrontier(SqliteFrontierOptions options, const Clock* clock)
     : options_(std::move(options)), clock_(clock), memory_(options_.levels) {}
 
 SqliteFrontier::~SqliteFrontier() {
-  (void)Flush();
+  if (commit_hook_ && in_transaction_) {
+    (void)Exec("ROLLBACK");
+  } else {
+    (void)Flush();
+  }
   for (sqlite3_stmt* stmt : {insert_, set_state_, retry_}) sqlite3_finalize(stmt);
   if (db_ != nullptr) sqlite3_close(db_);
 }
@@ -146,25 +156,7 @@ absl::Status SqliteFrontier::Init() {
   }
 
   // Version and plan.
-  auto read_meta = [this](const char* key) -> absl::StatusOr<std::optional<std::string>> {
-    sqlite3_stmt* stmt = nullptr;
-    if (absl::Status s = Prepare(&stmt, "SELECT value FROM meta WHERE key = ?"); !s.ok()) return s;
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    std::optional<std::string> value;
-    if (sqlite3_step(stmt) == SQLITE_ROW) value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    sqlite3_finalize(stmt);
-    return value;
-  };
-  auto write_meta = [this](const char* key, const std::string& value) {
-    sqlite3_stmt* stmt = nullptr;
-    if (absl::Status s = Prepare(&stmt, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)"); !s.ok()) return s;
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, value.c_str(), -1, SQLITE_TRANSIENT);
-    const int rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? absl::OkStatus() : Error("writing meta");
-  };
-  auto version = read_meta("schema_version");
+  auto version = ReadMeta("schema_version");
   if (!version.ok()) return version.status();
   if (version->has_value()) {
     int64_t v = 0;
@@ -173,10 +165,10 @@ absl::Status SqliteFrontier::Init() {
           "journal \"%s\": written by a newer fanout (schema version %s; this one reads up to %d)", options_.path,
           **version, kSchemaVersion));
     }
-  } else if (absl::Status s = write_meta("schema_version", std::to_string(kSchemaVersion)); !s.ok()) {
+  } else if (absl::Status s = WriteMeta("schema_version", std::to_string(kSchemaVersion)); !s.ok()) {
     return s;
   }
-  auto fingerprint = read_meta("plan_fingerprint");
+  auto fingerprint = ReadMeta("plan_fingerprint");
   if (!fingerprint.ok()) return fingerprint.status();
   if (fingerprint->has_value() && **fingerprint != options_.plan_fingerprint && !options_.force) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -184,7 +176,7 @@ absl::Status SqliteFrontier::Init() {
         "or force it",
         options_.path, **fingerprint, options_.plan_fingerprint));
   }
-  if (absl::Status s = write_meta("plan_fingerprint", options_.plan_fingerprint); !s.ok()) return s;
+  if (absl::Status s = WriteMeta("plan_fingerprint", options_.plan_fingerprint); !s.ok()) return s;
 
   // Load: counts by state, then the pending tasks (leases died with their process).
   FrontierCounts counts;
@@ -264,8 +256,44 @@ absl::Status SqliteFrontier::Changed(int64_t changes) {
 
 absl::Status SqliteFrontier::Flush() {
   if (!in_transaction_) return absl::OkStatus();
+  if (commit_hook_) {
+    auto values = commit_hook_();
+    if (!values.ok()) return values.status();  // the transaction stays open; nothing is claimed
+    for (const auto& [key, value] : *values) {
+      if (absl::Status s = WriteMeta(key, value); !s.ok()) return s;
+    }
+  }
   in_transaction_ = false;
   return Exec("COMMIT");
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteFrontier::Meta(const std::string& key) { return ReadMeta(key); }
+
+absl::Status SqliteFrontier::Checkpoint() {
+  if (absl::Status s = Begin(); !s.ok()) return s;
+  return Flush();
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteFrontier::ReadMeta(const std::string& key) {
+  sqlite3_stmt* stmt = nullptr;
+  if (absl::Status s = Prepare(&stmt, "SELECT value FROM meta WHERE key = ?"); !s.ok()) return s;
+  sqlite3_bind_text(stmt, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+  std::optional<std::string> value;
+  const int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("reading meta");
+  return value;
+}
+
+absl::Status SqliteFrontier::WriteMeta(const std::string& key, const std::string& value) {
+  sqlite3_stmt* stmt = nullptr;
+  if (absl::Status s = Prepare(&stmt, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)"); !s.ok()) return s;
+  sqlite3_bind_text(stmt, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 2, value.c_str(), -1, SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  return rc == SQLITE_DONE ? absl::OkStatus() : Error("writing meta");
 }
 
 absl::Status SqliteFrontier::Insert(const Task& task) {

@@ -129,6 +129,19 @@ TEST(SqliteFrontier, RefusesAJournalOfAnotherPlanUnlessForced) {
   EXPECT_TRUE(SqliteFrontier::Open(forced, &clock).ok());
 }
 
+TEST(PlanFingerprint, IsStableAndTellsPlansApart) {
+  CrawlPlan a{.base_url = "http://h"};
+  a.levels = {{.name = "groups", .url = "/groups", .items_pointer = "/items", .bind = "group"},
+              {.name = "data", .url = "/groups/{group}/data"}};
+  CrawlPlan b = a;
+  b.levels[1].url = "/groups/{group}/data2";
+  EXPECT_EQ(PlanFingerprint(a), PlanFingerprint(a));
+  EXPECT_NE(PlanFingerprint(a), PlanFingerprint(b));
+  // The same in every process and build (journals outlive both): a pinned
+  // value, so changing the fingerprint is a deliberate act.
+  EXPECT_EQ(PlanFingerprint(a), "82db661306f8d180");
+}
+
 TEST(SqliteFrontier, BadFilesGiveClearErrors) {
   FakeClock clock;
   const std::string garbage = Fresh("garbage");

@@ -162,6 +162,13 @@ class Engine {
 // `progress_interval` with a stats snapshot.
 struct RunOptions {
   EngineOptions engine;
+  // A journal file (SqliteFrontier) to make the crawl resumable after a
+  // crash or a stop: a later run with the same plan and journal goes on where
+  // this one ended. Empty = in memory. JSON lines sinks are tied to it: each
+  // journal commit first makes their lines durable and records their offset,
+  // and a resume cuts them back to it, so no line is lost or written twice.
+  std::string journal;
+  bool force_journal = false;  // resume a journal written for another plan
   RetryOptions retry;
   RetryBudgetOptions retry_budget;
   bool use_retry_budget = true;

@@ -98,6 +98,11 @@ class JsonLinesSink final : public Sink {
   // Bytes in the file: its size when opened plus bytes written since (the
   // committed offset the journal records, once flushed).
   int64_t offset() const { return offset_; }
+  const std::string& path() const { return path_; }
+  // Cuts the file back to `offset` bytes (a resumed crawl drops the lines the
+  // journal never recorded as committed; they are written again). Errors
+  // name the path; OutOfRange if `offset` is beyond the end.
+  absl::Status TruncateTo(int64_t offset);
 
  private:
   class JsonValidator;  // wraps a reused simdjson parser (defined in sink.cc)

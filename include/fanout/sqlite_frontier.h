@@ -19,9 +19,11 @@
 #define FANOUT_SQLITE_FRONTIER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -55,7 +57,10 @@ class SqliteFrontier final : public Frontier {
   // (PermissionDenied / Unavailable).
   static absl::StatusOr<std::unique_ptr<SqliteFrontier>> Open(SqliteFrontierOptions options,
                                                               const Clock* clock);
-  ~SqliteFrontier() override;  // commits what is pending; errors are dropped (call Flush first)
+  // Commits what is pending when no commit hook is set; with a hook (whose
+  // sinks may already be gone) it rolls back instead, so the tail is done
+  // again on resume. Call Flush() first for a clean close.
+  ~SqliteFrontier() override;
 
   absl::Status Add(std::vector<Task> tasks) override;
   std::optional<Task> Lease(absl::Time now) override { return memory_.Lease(now); }
@@ -71,6 +76,18 @@ class SqliteFrontier final : public Frontier {
   // Pending tasks found in the journal at open (0 for a new journal).
   int64_t resumed() const { return resumed_; }
 
+  // Called just before each commit; the (key, value) pairs it returns are
+  // stored in the same transaction. A sink's commit point goes here: the hook
+  // makes the sink durable and returns its position (a JSON lines file's
+  // offset), so the journal never claims a task done whose output could be
+  // lost, and a resume can cut the output back to what the journal knows.
+  using CommitHook = std::function<absl::StatusOr<std::vector<std::pair<std::string, std::string>>>()>;
+  void SetCommitHook(CommitHook hook) { commit_hook_ = std::move(hook); }
+  // A value a commit hook stored (as of the last commit), if any.
+  absl::StatusOr<std::optional<std::string>> Meta(const std::string& key);
+  // Commits now, running the commit hook even if no task changed.
+  absl::Status Checkpoint();
+
  private:
   SqliteFrontier(SqliteFrontierOptions options, const Clock* clock);
   absl::Status Init();
@@ -81,6 +98,8 @@ class SqliteFrontier final : public Frontier {
   absl::Status Changed(int64_t changes);  // commits when the group is full or old
   absl::Status Insert(const Task& task);
   absl::Status SetState(uint64_t id, int state, const std::string& error);
+  absl::StatusOr<std::optional<std::string>> ReadMeta(const std::string& key);
+  absl::Status WriteMeta(const std::string& key, const std::string& value);
 
   const SqliteFrontierOptions options_;
   const Clock* const clock_;
@@ -93,6 +112,7 @@ class SqliteFrontier final : public Frontier {
   int64_t group_changes_ = 0;
   absl::Time group_started_;
   int64_t resumed_ = 0;
+  CommitHook commit_hook_;
 };
 
 // A fingerprint of what the plan crawls (base URL, levels, templates,
