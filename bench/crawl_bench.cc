@@ -233,6 +233,20 @@ int main(int argc, char** argv) {
     std::printf("  ratio fanout / libcurl loop: %.2f (target >= 0.8)\n", fanout_rate / baseline);
     std::printf("  peak RSS of the crawling process: %.1f MiB (target <= 64)\n",
                 static_cast<double>(usage.ru_maxrss) / 1024.0);
+
+    // The same crawl with the journal (SqliteFrontier) on.
+    const std::string journal = "/tmp/fanout_crawl_bench_" + std::to_string(getpid()) + ".db";
+    options.journal = journal;
+    auto journaled = fanout::RunCrawl(Plan(mock.url), {&sink}, nullptr, options);
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((journal + suffix).c_str());
+    if (!journaled.ok()) {
+      std::fprintf(stderr, "crawl_bench: %s\n", std::string(journaled.status().message()).c_str());
+      return 1;
+    }
+    const double journaled_rate =
+        static_cast<double>(Requests(journaled->stats)) / absl::ToDoubleSeconds(journaled->stats.elapsed);
+    std::printf("  fanout with the journal: %.0f req/s, ratio to in-memory %.2f (target >= 0.7)\n", journaled_rate,
+                journaled_rate / fanout_rate);
   }
 
   if (!absl::GetFlag(FLAGS_profile).empty()) return 0;

@@ -4,7 +4,9 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -82,7 +84,7 @@ SqliteFrontier::~SqliteFrontier() {
   } else {
     (void)Flush();
   }
-  for (sqlite3_stmt* stmt : {insert_, set_state_, retry_}) sqlite3_finalize(stmt);
+  for (sqlite3_stmt* stmt : {insert_, set_state_, retry_, record_}) sqlite3_finalize(stmt);
   if (db_ != nullptr) sqlite3_close(db_);
 }
 
@@ -91,6 +93,19 @@ absl::Status SqliteFrontier::Error(const std::string& what) const {
   const std::string message =
       absl::StrFormat("journal \"%s\": %s: %s", options_.path, what,
                       db_ != nullptr ? sqlite3_errmsg(db_) : "cannot open");
+  // A write that failed for lack of room: SQLite says SQLITE_FULL, or a
+  // generic I/O error whose system errno tells (ENOSPC, EFBIG, EDQUOT).
+  const int system_errno = db_ != nullptr ? sqlite3_system_errno(db_) : 0;
+  if ((code & 0xff) == SQLITE_IOERR && (system_errno == ENOSPC || system_errno == EFBIG || system_errno == EDQUOT)) {
+    return absl::ResourceExhaustedError(absl::StrCat(message, " (", std::strerror(system_errno), ")"));
+  }
+  if ((code & 0xff) == SQLITE_IOERR) {
+    // SQLite keeps no errno for many write failures (a WAL write past a file
+    // size limit reports errno 0), so name the likely causes.
+    return absl::UnavailableError(
+        absl::StrCat(message, " (could not write: disk full, file size limit, or I/O error; the work committed "
+                              "before this is intact)"));
+  }
   switch (code & 0xff) {
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
@@ -150,7 +165,9 @@ absl::Status SqliteFrontier::Init() {
           "level INTEGER NOT NULL, page INTEGER NOT NULL, url TEXT NOT NULL, bindings BLOB, path BLOB, "
           "attempts INTEGER NOT NULL DEFAULT 0, throttles INTEGER NOT NULL DEFAULT 0, "
           "state INTEGER NOT NULL, last_error TEXT);"
-          "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);");
+          "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);"
+          "CREATE TABLE IF NOT EXISTS records(key TEXT PRIMARY KEY, url TEXT NOT NULL, status INTEGER NOT NULL, "
+          "fetched_at_ms INTEGER NOT NULL, body BLOB NOT NULL);");
       !s.ok()) {
     return s;
   }
@@ -234,7 +251,75 @@ absl::Status SqliteFrontier::Init() {
   if (absl::Status s = Prepare(&set_state_, "UPDATE tasks SET state = ?, last_error = ? WHERE id = ?"); !s.ok()) {
     return s;
   }
-  return Prepare(&retry_, "UPDATE tasks SET attempts = ?, throttles = ? WHERE id = ?");
+  if (absl::Status s = Prepare(&retry_, "UPDATE tasks SET attempts = ?, throttles = ? WHERE id = ?"); !s.ok()) {
+    return s;
+  }
+  return Prepare(&record_,
+                 "INSERT OR REPLACE INTO records(key, url, status, fetched_at_ms, body) VALUES(?, ?, ?, ?, ?)");
+}
+
+class JournalRecordSink final : public Sink {
+ public:
+  explicit JournalRecordSink(SqliteFrontier* journal) : journal_(journal) {}
+  absl::Status Write(const Record& record) override {
+    if (closed_) return absl::FailedPreconditionError("journal record sink: write after Close");
+    // Joins the open group transaction, so the record commits with the
+    // task's completion that follows it.
+    if (absl::Status s = journal_->Begin(); !s.ok()) return s;
+    const std::string key = record.Key();
+    sqlite3_stmt* stmt = journal_->record_;
+    sqlite3_reset(stmt);
+    sqlite3_bind_text(stmt, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, record.url.data(), static_cast<int>(record.url.size()), SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 3, record.status);
+    sqlite3_bind_int64(stmt, 4, absl::ToUnixMillis(record.fetched_at));
+    sqlite3_bind_blob(stmt, 5, record.body.data(), static_cast<int>(record.body.size()), SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE) return journal_->Error("storing record " + key);
+    return absl::OkStatus();
+  }
+  absl::Status Flush() override { return absl::OkStatus(); }  // durable with the journal's commit
+  absl::Status Close() override {
+    closed_ = true;
+    return absl::OkStatus();
+  }
+
+ private:
+  SqliteFrontier* const journal_;
+  bool closed_ = false;
+};
+
+std::unique_ptr<Sink> SqliteFrontier::RecordSink() { return std::make_unique<JournalRecordSink>(this); }
+
+absl::StatusOr<int64_t> RedriveJournal(const std::string& path, std::optional<uint32_t> level,
+                                       const std::string& reason_contains) {
+  sqlite3* db = nullptr;
+  auto fail = [&](const std::string& what) {
+    std::string message = absl::StrFormat("journal \"%s\": %s: %s", path, what,
+                                          db != nullptr ? sqlite3_errmsg(db) : "cannot open");
+    if (db != nullptr) sqlite3_close(db);
+    return absl::UnavailableError(message);
+  };
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) return fail("cannot open");
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE tasks SET state = 0, attempts = 0, throttles = 0, last_error = NULL "
+                         "WHERE state = 2 AND (?1 IS NULL OR level = ?1) AND instr(coalesce(last_error, ''), ?2) > 0",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    return fail("redrive");
+  }
+  if (level.has_value()) {
+    sqlite3_bind_int64(stmt, 1, *level);
+  } else {
+    sqlite3_bind_null(stmt, 1);
+  }
+  sqlite3_bind_text(stmt, 2, reason_contains.c_str(), -1, SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return fail("redrive");
+  const int64_t revived = sqlite3_changes64(db);
+  sqlite3_close(db);
+  return revived;
 }
 
 absl::Status SqliteFrontier::Begin() {

@@ -4,6 +4,8 @@
 
 #include <sqlite3.h>
 
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,6 +116,116 @@ TEST(SqliteFrontier, SurvivesAKilledProcess) {
   EXPECT_EQ((*f)->counts().discovered, 11);
   EXPECT_EQ((*f)->counts().done, 1);
   EXPECT_EQ((*f)->counts().pending, 10) << "the leased and the uncommitted ones are pending again";
+}
+
+TEST(SqliteFrontier, RedriveRevivesDeadTasksByLevelAndReason) {
+  FakeClock clock;
+  const std::string path = Fresh("redrive");
+  {
+    auto f = *SqliteFrontier::Open(Options(path), &clock);
+    ASSERT_TRUE(f->Add({MakeTask(0, "http://h/groups")}).ok());
+    auto root = f->Lease(clock.Now());
+    ASSERT_TRUE(f->Complete(root->id, {MakeTask(1, "http://h/g/1"), MakeTask(1, "http://h/g/2"),
+                                       MakeTask(2, "http://h/g/1/data")})
+                    .ok());
+    const char* reasons[] = {"out of attempts (5 of 5); last: HTTP 503", "not retryable: HTTP 404",
+                             "out of attempts (5 of 5); last: timeout"};
+    for (const char* reason : reasons) {
+      auto task = f->Lease(clock.Now());
+      ASSERT_TRUE(f->Dead(task->id, reason).ok());
+    }
+    ASSERT_TRUE(f->Flush().ok());
+  }
+  auto by_reason = RedriveJournal(path, std::nullopt, "HTTP 404");
+  ASSERT_TRUE(by_reason.ok()) << by_reason.status();
+  EXPECT_EQ(*by_reason, 1);
+  auto by_level = RedriveJournal(path, 1u, "");
+  ASSERT_TRUE(by_level.ok());
+  EXPECT_EQ(*by_level, 1) << "one level-1 task is still dead";
+  EXPECT_EQ(*RedriveJournal(path, std::nullopt, ""), 1) << "the rest";
+  auto f = *SqliteFrontier::Open(Options(path), &clock);
+  EXPECT_EQ(f->counts().dead, 0);
+  EXPECT_EQ(f->counts().pending, 3);
+  EXPECT_EQ(f->Lease(clock.Now())->attempts.attempts, 0) << "fresh attempts";
+  EXPECT_FALSE(RedriveJournal(Fresh("missing"), std::nullopt, "").ok());
+}
+
+// Records stored in the journal commit with the completion of their task, or
+// not at all.
+TEST(SqliteFrontier, RecordSinkCommitsWithTheTask) {
+  FakeClock clock;
+  const std::string path = Fresh("records");
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto f = *SqliteFrontier::Open(Options(path), &clock);
+    auto sink = f->RecordSink();
+    (void)f->Add({MakeTask(2, "http://h/a"), MakeTask(2, "http://h/b")});
+    auto a = f->Lease(clock.Now());
+    (void)sink->Write(Record{.path = {{"leaves", "a"}}, .url = a->url, .status = 200, .body = "{\"a\":1}"});
+    (void)f->Complete(a->id, {});
+    (void)f->Flush();
+    auto b = f->Lease(clock.Now());
+    (void)sink->Write(Record{.path = {{"leaves", "b"}}, .url = b->url, .status = 200, .body = "{\"b\":1}"});
+    (void)f->Complete(b->id, {});
+    _exit(0);  // killed before b's commit
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT key, body FROM records", -1, &stmt, nullptr), SQLITE_OK);
+  std::vector<std::string> rows;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    rows.push_back(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) + " " +
+                   reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  EXPECT_THAT(rows, ::testing::ElementsAre("leaves/a {\"a\":1}"));
+  auto f = *SqliteFrontier::Open(Options(path), &clock);
+  EXPECT_EQ(f->counts().done, 1);
+  EXPECT_EQ(f->counts().pending, 1) << "b is done again, and its record written again";
+}
+
+// A full disk (a file size limit here) is a clear error, and what was
+// committed before it stays.
+TEST(SqliteFrontier, FullDiskIsAClearErrorAndLosesNothingCommitted) {
+  FakeClock clock;
+  const std::string path = Fresh("full");
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);  // get EFBIG instead of being killed
+    auto f = *SqliteFrontier::Open(Options(path), &clock);
+    (void)f->Add({MakeTask(0, "http://h/root")});
+    if (!f->Flush().ok()) _exit(3);
+    rlimit limit{.rlim_cur = 256 * 1024, .rlim_max = 256 * 1024};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    for (int i = 0; i < 100000; ++i) {
+      absl::Status s = f->Add({MakeTask(1, std::string(1000, 'x') + std::to_string(i))});
+      if (s.ok()) s = f->Flush();
+      if (!s.ok()) {
+        const std::string message(s.message());
+        const bool clear = (s.code() == absl::StatusCode::kResourceExhausted ||
+                            message.find("could not write: disk full") != std::string::npos) &&
+                           message.find(path) != std::string::npos;
+        if (!clear) std::fprintf(stderr, "full disk status: %s\n", s.ToString().c_str());
+        _exit(clear ? 0 : 4);
+      }
+    }
+    _exit(5);  // never filled up
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "3: setup failed, 4: unclear error, 5: the limit was never hit";
+  auto f = SqliteFrontier::Open(Options(path), &clock);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_GE((*f)->counts().discovered, 1);
+  EXPECT_TRUE((*f)->Lease(clock.Now()).has_value());
 }
 
 TEST(SqliteFrontier, RefusesAJournalOfAnotherPlanUnlessForced) {

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fanout/frontier.h"
+#include "fanout/sink.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -88,6 +89,12 @@ class SqliteFrontier final : public Frontier {
   // Commits now, running the commit hook even if no task changed.
   absl::Status Checkpoint();
 
+  // A sink that stores records in the journal itself (table `records`, one
+  // row per key, replaced on rewrite), inside the same transaction as the
+  // task's completion: output and progress can never disagree. Valid while
+  // this frontier lives.
+  std::unique_ptr<Sink> RecordSink();
+
  private:
   SqliteFrontier(SqliteFrontierOptions options, const Clock* clock);
   absl::Status Init();
@@ -108,12 +115,21 @@ class SqliteFrontier final : public Frontier {
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* set_state_ = nullptr;
   sqlite3_stmt* retry_ = nullptr;
+  sqlite3_stmt* record_ = nullptr;
+  friend class JournalRecordSink;
   bool in_transaction_ = false;
   int64_t group_changes_ = 0;
   absl::Time group_started_;
   int64_t resumed_ = 0;
   CommitHook commit_hook_;
 };
+
+// Puts dead tasks of a journal back to pending with fresh attempts, so the
+// next run on it tries them again: all of them, or those of one level, and/or
+// those whose last error contains `reason_contains`. The journal must not be
+// in use by a running crawl. Returns how many tasks were revived.
+absl::StatusOr<int64_t> RedriveJournal(const std::string& path, std::optional<uint32_t> level,
+                                       const std::string& reason_contains);
 
 // A fingerprint of what the plan crawls (base URL, levels, templates,
 // extraction and pagination; not limits), to tell journals apart.
