@@ -5,6 +5,10 @@
 #include <sqlite3.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -75,10 +79,47 @@ std::string PlanFingerprint(const CrawlPlan& plan) {
   return absl::StrFormat("%016x", hash);
 }
 
+class SqliteFrontier::Checkpointer {
+ public:
+  explicit Checkpointer(const std::string& path) : thread_([this, path] { Run(path); }) {}
+  ~Checkpointer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Run(const std::string& path) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
+      sqlite3_busy_timeout(db, 100);
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!stop_) {
+        wake_.wait_for(lock, std::chrono::milliseconds(500));
+        if (stop_) break;
+        lock.unlock();
+        // PASSIVE: copies what it can without blocking the writer.
+        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        lock.lock();
+      }
+    }
+    sqlite3_close(db);
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
 SqliteFrontier::SqliteFrontier(SqliteFrontierOptions options, const Clock* clock)
     : options_(std::move(options)), clock_(clock), memory_(options_.levels) {}
 
 SqliteFrontier::~SqliteFrontier() {
+  checkpointer_.reset();
   if (commit_hook_ && in_transaction_) {
     (void)Exec("ROLLBACK");
   } else {
@@ -254,8 +295,14 @@ absl::Status SqliteFrontier::Init() {
   if (absl::Status s = Prepare(&retry_, "UPDATE tasks SET attempts = ?, throttles = ? WHERE id = ?"); !s.ok()) {
     return s;
   }
-  return Prepare(&record_,
-                 "INSERT OR REPLACE INTO records(key, url, status, fetched_at_ms, body) VALUES(?, ?, ?, ?, ?)");
+  if (absl::Status s = Prepare(&record_, "INSERT OR REPLACE INTO records(key, url, status, fetched_at_ms, body) "
+                                         "VALUES(?, ?, ?, ?, ?)");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = Exec("PRAGMA wal_autocheckpoint=0"); !s.ok()) return s;
+  checkpointer_ = std::make_unique<Checkpointer>(options_.path);
+  return absl::OkStatus();
 }
 
 class JournalRecordSink final : public Sink {

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <string>
@@ -122,6 +123,11 @@ class SqliteFrontier final : public Frontier {
   absl::Time group_started_;
   int64_t resumed_ = 0;
   CommitHook commit_hook_;
+  // Checkpoints (copying the WAL into the database, with an fsync) run on a
+  // thread of their own with its own connection, so they never stall the
+  // crawl's loop; the loop's connection has automatic checkpoints off.
+  class Checkpointer;
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 // Puts dead tasks of a journal back to pending with fresh attempts, so the
