@@ -65,6 +65,10 @@ class CrawlSession {
     transport_options.total_timeout = options_.request_timeout;
     transport_options.verify_tls = options_.verify_tls;
     transport_options.max_connections_per_host = std::max(1, options_.engine.max_in_flight);
+    // Headers for every request (Authorization) become the transport's
+    // defaults: built once, not copied into each request.
+    transport_options.default_headers = std::move(options_.engine.headers);
+    options_.engine.headers.clear();
     auto transport = CurlTransport::Create(io_, transport_options);
     if (!transport.ok()) return transport.status();
     transport_ = *std::move(transport);

@@ -34,7 +34,10 @@ Response Json(std::string body, Headers headers = {}) {
   return r;
 }
 
-TEST(CrawlPlanValidate, AcceptsAGoodPlan) { EXPECT_TRUE(TwoLevels().Validate().ok()); }
+TEST(CrawlPlanValidate, AcceptsAGoodPlan) {
+  const absl::Status status = TwoLevels().Validate();
+  EXPECT_TRUE(status.ok()) << status;
+}
 
 TEST(CrawlPlanValidate, NamesTheLevelAndFieldOfEachProblem) {
   struct Case {

@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "mock_api_server.h"
+#include "support/files.h"
 
 namespace fanout {
 namespace {
@@ -24,19 +25,8 @@ using ::testing::HasSubstr;
 
 CrawlPlan MockPlan(const std::string& base_url) { return mock::CrawlPlanFor(base_url); }
 
-std::string FreshDir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("fanout_e2e_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-std::vector<std::string> Lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using testing::FreshDir;
+using testing::Lines;
 
 RunOptions FastRetries() {
   RunOptions options;

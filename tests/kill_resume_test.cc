@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "mock_api_server.h"
+#include "support/files.h"
 
 extern char** environ;
 
@@ -35,12 +36,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> Lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using testing::Lines;
 
 std::string Field(const std::string& line, const std::string& name) {
   const std::string key = "\"" + name + "\":\"";
@@ -65,9 +61,7 @@ pid_t Spawn(const std::vector<std::string>& args) {
 }
 
 TEST(KillAndResume, NothingLostNothingTwice) {
-  const fs::path dir = fs::path(::testing::TempDir()) / "fanout_kill_resume";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = testing::FreshDir("kill_resume");
   mock::MockApiOptions api;
   api.troops = 30;
   api.warriors = 4;
