@@ -4,9 +4,12 @@
 
 #include <sqlite3.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 #include <cstring>
@@ -147,11 +150,21 @@ absl::Status SqliteFrontier::Error(const std::string& what) const {
         absl::StrCat(message, " (could not write: disk full, file size limit, or I/O error; the work committed "
                               "before this is intact)"));
   }
+  // Permissions: the journal and its directory must both be writable, since
+  // SQLite keeps its -wal and -shm files beside the journal.
+  const bool denied = system_errno == EACCES || system_errno == EPERM || system_errno == EROFS;
+  if ((code & 0xff) == SQLITE_READONLY || ((code & 0xff) == SQLITE_CANTOPEN && denied)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        message, system_errno != 0 ? absl::StrCat(" (", std::strerror(system_errno), ")") : "",
+        "; the journal file and its directory must be writable (SQLite keeps -wal and -shm files beside it)"));
+  }
+  if ((code & 0xff) == SQLITE_CANTOPEN && system_errno != 0) {
+    return absl::UnavailableError(absl::StrCat(message, " (", std::strerror(system_errno), ")"));
+  }
   switch (code & 0xff) {
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
       return absl::DataLossError(message + " (not a fanout journal, or corrupt)");
-    case SQLITE_READONLY:
     case SQLITE_PERM:
     case SQLITE_AUTH:
       return absl::PermissionDeniedError(message);
@@ -188,6 +201,19 @@ absl::StatusOr<std::unique_ptr<SqliteFrontier>> SqliteFrontier::Open(SqliteFront
 absl::Status SqliteFrontier::Init() {
   if (sqlite3_open_v2(options_.path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
       SQLITE_OK) {
+    // SQLite's own errno is of its last fallback attempt; ask the directory.
+    const std::filesystem::path dir = std::filesystem::absolute(options_.path).parent_path();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      return absl::NotFoundError(absl::StrFormat("journal \"%s\": cannot open: directory \"%s\" does not exist",
+                                                 options_.path, dir.string()));
+    }
+    if (access(dir.c_str(), W_OK | X_OK) != 0) {
+      return absl::PermissionDeniedError(absl::StrFormat(
+          "journal \"%s\": cannot create it: directory \"%s\" is not writable (%s); the journal file and its "
+          "directory must be writable (SQLite keeps -wal and -shm files beside it)",
+          options_.path, dir.string(), std::strerror(errno)));
+    }
     return Error("cannot open");
   }
   sqlite3_extended_result_codes(db_, 0);

@@ -14,6 +14,9 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "fanout/engine.h"
 #include "fanout/testing/fake_event_loop.h"
 #include "fanout/testing/fake_transport.h"
@@ -279,10 +282,81 @@ TEST(SqliteFrontier, BadFilesGiveClearErrors) {
   EXPECT_EQ(too_new.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(too_new.status().message(), HasSubstr("written by a newer fanout (schema version 99"));
 
+  // A directory that does not exist.
+  auto missing = SqliteFrontier::Open(Options(::testing::TempDir() + "/no/such/dir/j.db"), &clock);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("/no/such/dir\" does not exist"));
+
   // A directory where the file should be.
   auto dir = SqliteFrontier::Open(Options(::testing::TempDir()), &clock);
   ASSERT_FALSE(dir.ok());
   EXPECT_THAT(dir.status().message(), HasSubstr("journal \"" + ::testing::TempDir()));
+}
+
+// A directory the crawl may not write to: opening a new journal there, or an
+// existing one (SQLite needs its -wal and -shm files beside it), is a clear
+// error naming the path, and the committed journal stays intact. Root may
+// write anywhere, so as root the attempts run in a child that drops to the
+// unprivileged "nobody" user.
+TEST(SqliteFrontier, ReadOnlyDirectoryIsAClearErrorAndLosesNothing) {
+  FakeClock clock;
+  const fs::path dir = fs::path(::testing::TempDir()) / "fanout_readonly_dir";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string existing = (dir / "existing.db").string();
+  {
+    auto f = *SqliteFrontier::Open(Options(existing), &clock);
+    ASSERT_TRUE(f->Add({MakeTask(0, "http://h/root")}).ok());
+    ASSERT_TRUE(f->Flush().ok());
+  }
+  for (const char* suffix : {"-wal", "-shm"}) fs::remove(existing + suffix);
+  fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                           fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(existing, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    std::string report;
+    for (const std::string& path : {(dir / "new.db").string(), existing}) {
+      auto f = SqliteFrontier::Open(Options(path), &clock);
+      report += path + "\t" + (f.ok() ? std::string("opened") : std::string(f.status().ToString())) + "\n";
+    }
+    if (write(pipe_fds[1], report.data(), report.size()) != static_cast<ssize_t>(report.size())) _exit(4);
+    _exit(0);
+  }
+  close(pipe_fds[1]);
+  std::string report;
+  char buf[4096];
+  for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof buf)) > 0;) report.append(buf, static_cast<size_t>(n));
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "3: could not drop privileges, 4: could not report";
+  std::vector<std::string> lines = absl::StrSplit(absl::StripSuffix(report, "\n"), '\n');
+  ASSERT_EQ(lines.size(), 2u) << report;
+  for (const std::string& line : lines) {
+    SCOPED_TRACE(line);
+    std::pair<std::string, std::string> fields = absl::StrSplit(line, absl::MaxSplits('\t', 1));
+    EXPECT_NE(fields.second, "opened");
+    EXPECT_THAT(fields.second, HasSubstr("journal \"" + fields.first + "\""));
+    EXPECT_THAT(fields.second, HasSubstr("its directory must be writable"));
+    EXPECT_TRUE(absl::StartsWith(fields.second, "PERMISSION_DENIED"))
+        << fields.second;
+  }
+  EXPECT_FALSE(fs::exists(dir / "new.db"));
+  // The committed journal is intact once the directory is writable again.
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add);
+  fs::permissions(existing, fs::perms::owner_write, fs::perm_options::add);
+  auto f = SqliteFrontier::Open(Options(existing), &clock);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->counts().discovered, 1);
+  EXPECT_TRUE((*f)->Lease(clock.Now()).has_value());
 }
 
 // The engine on a journal: a time-boxed run stops with work left; a second
