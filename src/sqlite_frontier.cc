@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -23,7 +24,8 @@
 namespace fanout {
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
+// 1: first; 2: tasks.not_before_ms (a retry's wall-clock not-before time).
+constexpr int64_t kSchemaVersion = 2;
 enum State : int { kPending = 0, kDone = 1, kDead = 2 };
 
 // (name, value) pairs as length-prefixed strings: [u32 len][bytes]...
@@ -231,7 +233,7 @@ absl::Status SqliteFrontier::Init() {
           "CREATE TABLE IF NOT EXISTS tasks(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL, "
           "level INTEGER NOT NULL, page INTEGER NOT NULL, url TEXT NOT NULL, bindings BLOB, path BLOB, "
           "attempts INTEGER NOT NULL DEFAULT 0, throttles INTEGER NOT NULL DEFAULT 0, "
-          "state INTEGER NOT NULL, last_error TEXT);"
+          "state INTEGER NOT NULL, last_error TEXT, not_before_ms INTEGER NOT NULL DEFAULT 0);"
           "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state);"
           "CREATE TABLE IF NOT EXISTS records(key TEXT PRIMARY KEY, url TEXT NOT NULL, status INTEGER NOT NULL, "
           "fetched_at_ms INTEGER NOT NULL, body BLOB NOT NULL);");
@@ -248,6 +250,14 @@ absl::Status SqliteFrontier::Init() {
       return absl::FailedPreconditionError(absl::StrFormat(
           "journal \"%s\": written by a newer fanout (schema version %s; this one reads up to %d)", options_.path,
           **version, kSchemaVersion));
+    }
+    if (v < 2) {  // upgrade in place: retries written by version 1 may go at once
+      if (absl::Status s = Exec("ALTER TABLE tasks ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0"); !s.ok()) {
+        return s;
+      }
+    }
+    if (v < kSchemaVersion) {
+      if (absl::Status s = WriteMeta("schema_version", std::to_string(kSchemaVersion)); !s.ok()) return s;
     }
   } else if (absl::Status s = WriteMeta("schema_version", std::to_string(kSchemaVersion)); !s.ok()) {
     return s;
@@ -276,11 +286,15 @@ absl::Status SqliteFrontier::Init() {
   uint64_t next_id = 1;
   std::vector<Task> pending;
   if (absl::Status s = Prepare(&stmt,
-                               "SELECT id, parent, level, page, url, bindings, path, attempts, throttles "
-                               "FROM tasks WHERE state = 0 ORDER BY id");
+                               "SELECT id, parent, level, page, url, bindings, path, attempts, throttles, "
+                               "not_before_ms FROM tasks WHERE state = 0 ORDER BY id");
       !s.ok()) {
     return s;
   }
+  // A retry's not-before time is journaled on the wall clock (the monotonic
+  // clock restarts with the process), so a resumed crawl still waits out a
+  // backoff or an upstream's Retry-After instead of retrying at once.
+  const absl::Time wall_now = clock_->WallNow(), now = clock_->Now();
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     Task task;
@@ -297,6 +311,9 @@ absl::Status SqliteFrontier::Init() {
     }
     task.attempts.attempts = sqlite3_column_int(stmt, 7);
     task.attempts.throttles = sqlite3_column_int(stmt, 8);
+    const absl::Time wall_not_before = absl::FromUnixMillis(sqlite3_column_int64(stmt, 9));
+    // Bounded, so a wall clock set wrong never parks a task for years.
+    if (wall_not_before > wall_now) task.not_before = now + std::min(wall_not_before - wall_now, absl::Hours(24));
     pending.push_back(std::move(task));
   }
   sqlite3_finalize(stmt);
@@ -318,7 +335,7 @@ absl::Status SqliteFrontier::Init() {
   if (absl::Status s = Prepare(&set_state_, "UPDATE tasks SET state = ?, last_error = ? WHERE id = ?"); !s.ok()) {
     return s;
   }
-  if (absl::Status s = Prepare(&retry_, "UPDATE tasks SET attempts = ?, throttles = ? WHERE id = ?"); !s.ok()) {
+  if (absl::Status s = Prepare(&retry_, "UPDATE tasks SET attempts = ?, throttles = ?, not_before_ms = ? WHERE id = ?"); !s.ok()) {
     return s;
   }
   if (absl::Status s = Prepare(&record_, "INSERT OR REPLACE INTO records(key, url, status, fetched_at_ms, body) "
@@ -376,7 +393,7 @@ absl::StatusOr<int64_t> RedriveJournal(const std::string& path, std::optional<ui
   sqlite3_busy_timeout(db, 5000);
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db,
-                         "UPDATE tasks SET state = 0, attempts = 0, throttles = 0, last_error = NULL "
+                         "UPDATE tasks SET state = 0, attempts = 0, throttles = 0, last_error = NULL, not_before_ms = 0 "
                          "WHERE state = 2 AND (?1 IS NULL OR level = ?1) AND instr(coalesce(last_error, ''), ?2) > 0",
                          -1, &stmt, nullptr) != SQLITE_OK) {
     return fail("redrive");
@@ -517,7 +534,11 @@ absl::Status SqliteFrontier::Retry(Task task) {
   sqlite3_reset(retry_);
   sqlite3_bind_int(retry_, 1, task.attempts.attempts);
   sqlite3_bind_int(retry_, 2, task.attempts.throttles);
-  sqlite3_bind_int64(retry_, 3, static_cast<int64_t>(task.id));
+  const absl::Time now = clock_->Now();
+  const int64_t not_before_ms =
+      task.not_before > now ? absl::ToUnixMillis(clock_->WallNow() + (task.not_before - now)) : 0;
+  sqlite3_bind_int64(retry_, 3, not_before_ms);
+  sqlite3_bind_int64(retry_, 4, static_cast<int64_t>(task.id));
   if (sqlite3_step(retry_) != SQLITE_DONE) return Error(absl::StrFormat("updating task %d", task.id));
   if (absl::Status s = memory_.Retry(std::move(task)); !s.ok()) return s;
   return Changed(1);

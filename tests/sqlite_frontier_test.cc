@@ -231,6 +231,59 @@ TEST(SqliteFrontier, FullDiskIsAClearErrorAndLosesNothingCommitted) {
   EXPECT_TRUE((*f)->Lease(clock.Now()).has_value());
 }
 
+// A retry's not-before time (a backoff, an upstream's Retry-After) outlives
+// the process: the journal keeps it on the wall clock, and a resume made 10 s
+// later still waits the remaining 20 s.
+TEST(SqliteFrontier, RetryTimesSurviveAResume) {
+  const std::string path = Fresh("not_before");
+  FakeClock first;
+  {
+    auto f = *SqliteFrontier::Open(Options(path), &first);
+    ASSERT_TRUE(f->Add({MakeTask(0, "http://h/root")}).ok());
+    std::optional<Task> task = f->Lease(first.Now());
+    ASSERT_TRUE(task.has_value());
+    task->not_before = first.Now() + absl::Seconds(30);
+    ASSERT_TRUE(f->Retry(*std::move(task)).ok());
+    ASSERT_TRUE(f->Flush().ok());
+  }
+  FakeClock second(first.WallNow() + absl::Seconds(10));  // a new process: its own monotonic clock
+  auto f = *SqliteFrontier::Open(Options(path), &second);
+  EXPECT_FALSE(f->Lease(second.Now()).has_value());
+  ASSERT_TRUE(f->NextReadyTime().has_value());
+  EXPECT_EQ(*f->NextReadyTime() - second.Now(), absl::Seconds(20));
+  second.Advance(absl::Seconds(20));
+  EXPECT_TRUE(f->Lease(second.Now()).has_value());
+}
+
+// A journal written by the first schema (no retry times) is upgraded in
+// place and its pending work kept.
+TEST(SqliteFrontier, UpgradesAVersion1Journal) {
+  FakeClock clock;
+  const std::string path = Fresh("v1");
+  {
+    auto f = *SqliteFrontier::Open(Options(path), &clock);
+    ASSERT_TRUE(f->Add({MakeTask(0, "http://h/root")}).ok());
+    ASSERT_TRUE(f->Flush().ok());
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "ALTER TABLE tasks DROP COLUMN not_before_ms;"
+                           "UPDATE meta SET value='1' WHERE key='schema_version'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto f = SqliteFrontier::Open(Options(path), &clock);
+  ASSERT_TRUE(f.ok()) << f.status();
+  std::optional<Task> task = (*f)->Lease(clock.Now());
+  ASSERT_TRUE(task.has_value());
+  task->not_before = clock.Now() + absl::Seconds(5);
+  EXPECT_TRUE((*f)->Retry(*std::move(task)).ok());
+  EXPECT_TRUE((*f)->Flush().ok());
+}
+
 TEST(SqliteFrontier, RefusesAJournalOfAnotherPlanUnlessForced) {
   FakeClock clock;
   const std::string path = Fresh("plan");
