@@ -124,8 +124,9 @@ absl::Status RateLimiter::SetRate(double rate_per_second, int64_t burst) {
   std::lock_guard<std::mutex> lock(set_mu_);
   const int64_t old_interval = interval_ns_.load(std::memory_order_relaxed);
   // Tokens owed (TAT ahead of now) were priced at the old interval; reprice
-  // them at the new one so a rate cut applies to work already granted.
-  const int64_t t = ToTicks(clock_->Now());
+  // them at the new one so a rate cut applies to work already granted. A
+  // pause is a time, not tokens: only what is owed beyond it is repriced.
+  const int64_t t = std::max(ToTicks(clock_->Now()), pause_end_.load(std::memory_order_relaxed));
   int64_t tat = tat_.load(std::memory_order_relaxed);
   int64_t new_tat;
   do {
@@ -146,7 +147,12 @@ void RateLimiter::PauseUntil(absl::Time until) {
   const int64_t burst = burst_.load(std::memory_order_relaxed);
   // With TAT = until + (burst - 1) * T, the first single token is conformant
   // exactly at `until` and the bucket is empty then: no burst after a pause.
-  const int64_t target = ToTicks(until) + (burst - 1) * interval;
+  const int64_t end = ToTicks(until);
+  int64_t pause_end = pause_end_.load(std::memory_order_relaxed);
+  while (pause_end < end && !pause_end_.compare_exchange_weak(pause_end, end, std::memory_order_acq_rel,
+                                                              std::memory_order_relaxed)) {
+  }
+  const int64_t target = end + (burst - 1) * interval;
   int64_t tat = tat_.load(std::memory_order_relaxed);
   while (tat < target && !tat_.compare_exchange_weak(tat, target, std::memory_order_acq_rel,
                                                      std::memory_order_relaxed)) {

@@ -183,7 +183,7 @@ int64_t ResolveTwoDigitYear(const DateFields& f, absl::CivilSecond now) {
 
 // The instant an HTTP-date names, or nullopt if it is in none of the three
 // formats or names a day that does not exist (Feb 30).
-std::optional<absl::Time> ParseHttpDate(std::string_view text, absl::Time wall_now) {
+std::optional<absl::Time> HttpDateToTime(std::string_view text, absl::Time wall_now) {
   DateFields f;
   if (ParseImfFixdate(text, f) || ParseAsctimeDate(text, f)) {
     // Four-digit year already.
@@ -373,12 +373,16 @@ std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time
   const std::string_view text = StripWhitespace(value);
   if (text.empty()) return std::nullopt;
   if (text.front() >= '0' && text.front() <= '9') return ParseDeltaSeconds(text);
-  const std::optional<absl::Time> when = ParseHttpDate(text, wall_now);
+  const std::optional<absl::Time> when = HttpDateToTime(text, wall_now);
   if (!when.has_value()) return std::nullopt;
   const absl::Duration delay = *when - wall_now;
   if (delay <= absl::ZeroDuration()) return absl::ZeroDuration();
   if (delay > absl::Seconds(kMaxRetryAfterSeconds)) return std::nullopt;
   return delay;
+}
+
+std::optional<absl::Time> ParseHttpDate(std::string_view value, absl::Time wall_now) {
+  return HttpDateToTime(StripWhitespace(value), wall_now);
 }
 
 // ---------------------------------------------------------------------------

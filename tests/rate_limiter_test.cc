@@ -155,6 +155,22 @@ TEST(RateLimiter, PauseUntilGrantsNothingBeforeThenNoBurstAfter) {
   EXPECT_TRUE(limiter->TryAcquire(5));
 }
 
+TEST(RateLimiter, SetRateKeepsAPauseAsATime) {
+  // A rate change during a pause neither stretches nor shortens it.
+  FakeClock clock;
+  auto limiter = MakeLimiter(&clock, 100, 5);
+  const absl::Time until = clock.Now() + absl::Seconds(2);
+  limiter->PauseUntil(until);
+  ASSERT_TRUE(limiter->SetRate(50).ok());
+  EXPECT_FALSE(limiter->TryAcquire(1, until - absl::Milliseconds(1)));
+  EXPECT_TRUE(limiter->TryAcquire(1, until));
+  limiter->PauseUntil(until + absl::Seconds(2));
+  ASSERT_TRUE(limiter->SetRate(400).ok());
+  EXPECT_FALSE(limiter->TryAcquire(1, until + absl::Milliseconds(1999)));
+  EXPECT_TRUE(limiter->TryAcquire(1, until + absl::Seconds(2)));
+  EXPECT_FALSE(limiter->TryAcquire(1, until + absl::Seconds(2))) << "no burst after the pause";
+}
+
 TEST(RateLimiter, StateReportsAvailableTokensAndNextToken) {
   FakeClock clock;
   auto limiter = MakeLimiter(&clock, 4, 4);

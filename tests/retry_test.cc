@@ -177,6 +177,15 @@ TEST(ParseRetryAfterTest, DeltaSecondsIsADelayInSeconds) {
   EXPECT_EQ(ParseRetryAfter("007", kExampleWallNow), absl::Seconds(7));
 }
 
+TEST(ParseHttpDateTest, ReadsTheThreeFormats) {
+  const absl::Time expected = absl::FromCivil(absl::CivilSecond(1994, 11, 6, 8, 49, 37), absl::UTCTimeZone());
+  EXPECT_EQ(ParseHttpDate(" Sun, 06 Nov 1994 08:49:37 GMT ", kExampleWallNow), expected);
+  EXPECT_EQ(ParseHttpDate("Sunday, 06-Nov-94 08:49:37 GMT", kExampleWallNow), expected);
+  EXPECT_EQ(ParseHttpDate("Sun Nov  6 08:49:37 1994", kExampleWallNow), expected);
+  EXPECT_FALSE(ParseHttpDate("120", kExampleWallNow).has_value());
+  EXPECT_FALSE(ParseHttpDate("Sun, 30 Feb 1994 08:49:37 GMT", kExampleWallNow).has_value());
+}
+
 TEST(ParseRetryAfterTest, SurroundingWhitespaceIsIgnored) {
   EXPECT_EQ(ParseRetryAfter(" 12 ", kExampleWallNow), absl::Seconds(12));
   EXPECT_EQ(ParseRetryAfter("\t12\t", kExampleWallNow), absl::Seconds(12));

@@ -95,7 +95,9 @@ class RateLimiter {
 
   // Changes the rate (and, in the two-argument form, the burst) from now on.
   // Tokens already owed are rescaled to the new rate, so a decrease takes
-  // effect at once. InvalidArgument as in Create (state unchanged).
+  // effect at once; a pause (PauseUntil) still ends when it was set to, and
+  // only tokens owed beyond it are rescaled. InvalidArgument as in Create
+  // (state unchanged).
   // Thread-safe; setters serialize among themselves, acquirers are not blocked.
   absl::Status SetRate(double rate_per_second);
   absl::Status SetRate(double rate_per_second, int64_t burst);
@@ -128,6 +130,8 @@ class RateLimiter {
   std::atomic<int64_t> interval_ns_;  // emission interval T = 1e9 / rate
   std::atomic<int64_t> burst_;        // bucket depth b; tolerance = b * T
   std::atomic<double> rate_;          // as configured, for State() and metrics
+  // The end of the latest pause, in ticks (PauseUntil); SetRate keeps it.
+  std::atomic<int64_t> pause_end_{INT64_MIN};
   std::mutex set_mu_;                // serializes SetRate callers only
 };
 

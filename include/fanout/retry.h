@@ -103,6 +103,12 @@ std::string DescribeOutcome(const Outcome& outcome);
 // out of range), in which case the caller should fall back to its own backoff.
 std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time wall_now);
 
+// Parses an HTTP-date (RFC 9110 §5.6.7) in any of the three formats above, as
+// found in Retry-After and Date headers. `wall_now` resolves the two-digit
+// year of the RFC 850 form. Surrounding whitespace is ignored. nullopt when
+// malformed or naming a day that does not exist. Pure function.
+std::optional<absl::Time> ParseHttpDate(std::string_view value, absl::Time wall_now);
+
 // The backoff shape between attempts (see "Exponential Backoff And Jitter").
 enum class Jitter {
   kNone,          // delay = min(cap, base * 2^(n-1))
