@@ -253,6 +253,7 @@ struct Reply {
   std::string link;      // Link header value, if any
   int retry_after = -1;  // seconds, if >= 0
   bool allow_get = false;
+  std::vector<std::pair<std::string, std::string>> headers;  // more header fields (rate-limit headers)
 };
 
 // The ids of troops t2..t7 with hostile_ids: each needs percent-encoding in
@@ -417,6 +418,20 @@ class MockApiServer::Impl {
                Reply* reply);
   void LeafDocument(int troop, int warrior, int group, std::string* out) const;
   void Log(absl::string_view method_name, absl::string_view target, const Reply& reply);
+  // Adds the rate-limit headers describing the global limiter after a
+  // request was decided (when options ask for them).
+  void RateLimitHeaders(Reply* reply) const;
+  // GET|POST /_control?rate=R[&burst=B]: SetRate from the query.
+  void Control(absl::string_view query, Reply* reply);
+
+ public:
+  absl::Status SetRate(double rate, int burst);
+  double rate() const {
+    return global_limited_.load(std::memory_order_acquire) ? global_limiter_->rate_per_second() : 0;
+  }
+  int burst() const { return static_cast<int>(global_limiter_->burst()); }
+
+ private:
 
   const MockApiOptions options_;
   const SystemClock clock_;
@@ -431,7 +446,11 @@ class MockApiServer::Impl {
   std::vector<bool> poison_leaf_;     // by leaf index
   std::vector<bool> poison_listing_;  // by warrior index
 
+  // The global limit: the limiter always exists (so SetRate may start one
+  // while requests are served); it applies only while global_limited_.
   std::unique_ptr<RateLimiter> global_limiter_;
+  std::atomic<bool> global_limited_{false};
+  std::mutex set_rate_mu_;  // serializes SetRate callers
   std::array<std::unique_ptr<RateLimiter>, 4> level_limiters_;
 
   // Counters (relaxed atomics; a snapshot need not be consistent).
@@ -538,6 +557,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!reply_.link.empty()) response_.set(http::field::link, reply_.link);
     if (reply_.retry_after >= 0) response_.set(http::field::retry_after, std::to_string(reply_.retry_after));
     if (reply_.allow_get) response_.set(http::field::allow, "GET");
+    for (const auto& [name, value] : reply_.headers) response_.set(name, value);
     response_.keep_alive(!close);
     response_.body() = std::move(reply_.body);
     response_.prepare_payload();
@@ -621,10 +641,12 @@ absl::Status MockApiServer::Impl::Init() {
   for (int64_t i = 0; i < (leaves_ + 63) / 64; ++i) served_bits_[i].store(0, std::memory_order_relaxed);
 
   // Limits.
-  if (o.rate > 0) {
-    auto limiter = RateLimiter::Create(&clock_, RateLimitSpec::PerSecond(o.rate, o.burst), "mock api global");
+  {
+    auto limiter = RateLimiter::Create(&clock_, RateLimitSpec::PerSecond(o.rate > 0 ? o.rate : 1, o.burst),
+                                       "mock api global");
     if (!limiter.ok()) return limiter.status();
     global_limiter_ = *std::move(limiter);
+    global_limited_.store(o.rate > 0, std::memory_order_release);
   }
   if (o.level_rate > 0) {
     for (int l = 0; l < 4; ++l) {
@@ -739,6 +761,8 @@ void MockApiServer::Impl::Handle(http::verb method, absl::string_view method_nam
     if (path == "/_reset_stats" && (method == http::verb::get || method == http::verb::post)) {
       ResetStats();
       reply->body = "{\"ok\":true}";
+    } else if (path == "/_control" && method == http::verb::post) {
+      Control(query, reply);
     } else if (method != http::verb::get) {
       Error(reply, 405, "method not allowed", absl::StrCat(method_name, " ", path));
       reply->allow_get = true;
@@ -761,6 +785,8 @@ void MockApiServer::Impl::Handle(http::verb method, absl::string_view method_nam
       reply->body = std::move(body);
     } else if (path == "/_expected") {
       reply->body = ExpectedJson();
+    } else if (path == "/_control") {
+      Control(query, reply);
     } else {
       Error(reply, 404, "not found", absl::StrCat("no introspection endpoint ", JsonString(path)));
     }
@@ -797,13 +823,15 @@ void MockApiServer::Impl::Handle(http::verb method, absl::string_view method_nam
 
   // The server's rate limit: global, then the level's own.
   RateLimiter* refused = nullptr;
-  if (global_limiter_ != nullptr && !global_limiter_->TryAcquire(1, now)) {
+  const bool global_limited = global_limited_.load(std::memory_order_acquire);
+  if (global_limited && !global_limiter_->TryAcquire(1, now)) {
     refused = global_limiter_.get();
   } else if (level != kNoLevel && level_limiters_[level] != nullptr &&
              !level_limiters_[level]->TryAcquire(1, now)) {
     refused = level_limiters_[level].get();
-    if (global_limiter_ != nullptr) global_limiter_->Refund(1);
+    if (global_limited) global_limiter_->Refund(1);
   }
+  if (global_limited) RateLimitHeaders(reply);
   if (refused != nullptr) {
     const double wait_s = absl::ToDoubleSeconds(refused->TimeUntilAvailable(1, now));
     const int retry_after = std::max(1, static_cast<int>(std::ceil(wait_s)));
@@ -1087,6 +1115,63 @@ void MockApiServer::Impl::Log(absl::string_view method_name, absl::string_view t
   std::fflush(log_);
 }
 
+void MockApiServer::Impl::RateLimitHeaders(Reply* reply) const {
+  if (!options_.rate_limit_headers && !options_.x_rate_limit_headers) return;
+  // The GCRA limiter seen through a one-second window: at most rate + burst
+  // in any second (the limit and policy), and what could still be granted
+  // within the next second (available tokens plus a second's refill).
+  const RateLimiterState state = global_limiter_->State();
+  const double rate = state.rate_per_second;
+  const int64_t limit = static_cast<int64_t>(std::floor(rate)) + state.burst;
+  const int64_t remaining =
+      std::clamp<int64_t>(static_cast<int64_t>(std::floor(state.available + rate)), 0, limit);
+  if (options_.rate_limit_headers) {
+    reply->headers.emplace_back("RateLimit-Limit", absl::StrCat(limit));
+    reply->headers.emplace_back("RateLimit-Remaining", absl::StrCat(remaining));
+    reply->headers.emplace_back("RateLimit-Reset", "1");
+    reply->headers.emplace_back("RateLimit-Policy", absl::StrCat(limit, ";w=1"));
+  }
+  if (options_.x_rate_limit_headers) {
+    reply->headers.emplace_back("X-RateLimit-Limit", absl::StrCat(limit));
+    reply->headers.emplace_back("X-RateLimit-Remaining", absl::StrCat(remaining));
+    reply->headers.emplace_back("X-RateLimit-Reset", "1");
+  }
+}
+
+absl::Status MockApiServer::Impl::SetRate(double rate, int burst) {
+  if (!std::isfinite(rate) || rate < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("mock api SetRate: rate must be finite and >= 0, got ", rate));
+  }
+  if (burst < 1) return absl::InvalidArgumentError(absl::StrCat("mock api SetRate: burst must be >= 1, got ", burst));
+  std::lock_guard<std::mutex> lock(set_rate_mu_);
+  if (rate == 0) {
+    global_limited_.store(false, std::memory_order_release);
+    return absl::OkStatus();
+  }
+  if (absl::Status s = global_limiter_->SetRate(rate, burst); !s.ok()) return s;
+  global_limited_.store(true, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+void MockApiServer::Impl::Control(absl::string_view query, Reply* reply) {
+  double rate = -1;
+  int burst = this->burst();
+  for (absl::string_view param : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    const std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(param, absl::MaxSplits('=', 1));
+    if (kv.first == "rate" && !absl::SimpleAtod(kv.second, &rate)) rate = -1;
+    if (kv.first == "burst" && !absl::SimpleAtoi(kv.second, &burst)) burst = 0;
+  }
+  if (rate < 0) {
+    Error(reply, 400, "bad request", "expected /_control?rate=R[&burst=B] with R >= 0 requests per second");
+    return;
+  }
+  if (absl::Status s = SetRate(rate, burst); !s.ok()) {
+    Error(reply, 400, "bad request", s.message());
+    return;
+  }
+  reply->body = absl::StrCat("{\"rate\":", this->rate(), ",\"burst\":", this->burst(), "}");
+}
+
 MockApiStats MockApiServer::Impl::Stats() {
   MockApiStats s;
   auto get = [](const std::atomic<int64_t>& a) { return a.load(std::memory_order_relaxed); };
@@ -1210,6 +1295,8 @@ std::vector<std::string> MockApiServer::poison_listings() const { return impl_->
 int64_t MockApiServer::expected_leaves() const { return impl_->leaves(); }
 int64_t MockApiServer::deliverable_leaves() const { return impl_->DeliverableLeaves(); }
 void MockApiServer::Stop() { impl_->Stop(); }
+absl::Status MockApiServer::SetRate(double rate, int burst) { return impl_->SetRate(rate, burst); }
+double MockApiServer::rate() const { return impl_->rate(); }
 
 fanout::CrawlPlan CrawlPlanFor(const std::string& base_url, Pagination pagination) {
   fanout::Pagination paging;

@@ -26,6 +26,8 @@
 //   GET /_poison          {"leaves":[...],"listings":[...]} (see poison_leaves())
 //   GET /_expected        tree totals (leaves, listing pages, reachable leaves...)
 //   GET|POST /_reset_stats  zeroes the counters
+//   GET|POST /_control?rate=R[&burst=B]  SetRate(R, B) (B defaults to the
+//                         current burst); answers {"rate":R,"burst":B}
 //
 // Thread-safety: every public member function may be called from any thread
 // except the server's own io threads, concurrently with requests.
@@ -82,6 +84,16 @@ struct MockApiOptions {
   // requests per second with `burst` at once (GCRA). 0 = unlimited.
   double rate = 0;
   int burst = 1;  // >= 1; also the burst of the per-level limits
+  // Describe the global limit (when there is one) on every API response, as
+  // seen through a one-second window: at most L = floor(rate) + burst in any
+  // second, and R = what could still be granted within the next second
+  // (available tokens plus a second's refill, at most L):
+  //   rate_limit_headers:   RateLimit-Limit: L, RateLimit-Remaining: R,
+  //                         RateLimit-Reset: 1, RateLimit-Policy: L;w=1
+  //   x_rate_limit_headers: X-RateLimit-Limit: L, X-RateLimit-Remaining: R,
+  //                         X-RateLimit-Reset: 1
+  bool rate_limit_headers = false;
+  bool x_rate_limit_headers = false;
   // If > 0, additionally each level (troops, warriors, groups, data) is
   // limited to `level_rate` requests per second on its own.
   double level_rate = 0;
@@ -178,7 +190,16 @@ class MockApiServer {
   uint16_t port() const;
   // "http://127.0.0.1:PORT" (with options.host), no trailing slash.
   std::string base_url() const;
+  // The options it started with (SetRate does not change them).
   const MockApiOptions& options() const;
+
+  // Changes the global limit from now on: `rate` requests per second (0 = no
+  // global limit) with `burst` at once; tokens owed are repriced at the new
+  // rate. InvalidArgument for a rate not finite or < 0, or burst < 1.
+  // Thread-safe; takes effect for requests decided after it returns.
+  absl::Status SetRate(double rate, int burst);
+  // The global limit's rate now (0 = none).
+  double rate() const;
 
   // A snapshot of the counters. Cheap (a few hundred atomic loads).
   MockApiStats stats() const;

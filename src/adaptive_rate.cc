@@ -142,7 +142,10 @@ void AdaptiveRateController::Observe(const RateObservation& o) {
     const absl::Time until = now + std::min(*headers.retry_after, options_.max_pause);
     Pause(until);
     // The quiet time before probing starts when sending resumes.
-    if (decreases_ != decreases_before) probe_from_ = std::max(probe_from_, until + probe_delay_);
+    if (decreases_ != decreases_before) {
+      probe_from_ = std::max(probe_from_, until + probe_delay_);
+      resumed_at_ = std::max(resumed_at_, until);
+    }
   }
 }
 
@@ -211,7 +214,8 @@ void AdaptiveRateController::Decrease(const RateObservation& o) {
                            static_cast<double>(accepted) < (1 - kInformativeRefusals) * static_cast<double>(all);
 
   double target;
-  const bool recent = now - last_decrease_ < options_.probe_delay + options_.max_pause;
+  // Refused again within a window of sending after the last cut?
+  const bool recent = now - resumed_at_ < options_.measure_window;
   const bool was_blind = blind_cut_;
   blind_cut_ = false;
   if (informative) {
@@ -235,6 +239,7 @@ void AdaptiveRateController::Decrease(const RateObservation& o) {
   aimd_rate_ = std::max(options_.min_rate, std::min(target, sending));
   probing_ = false;
   last_decrease_ = now;
+  resumed_at_ = now;  // or when the pause that follows ends (see Observe)
   probe_from_ = std::max(probe_from_, now + probe_delay_);
   ++decreases_;
 }

@@ -106,6 +106,7 @@ class Engine::Impl {
   EngineOptions options_;
   std::vector<LevelState> levels_;
   std::shared_ptr<RateLimiter> global_rate_;
+  std::unique_ptr<AdaptiveRateController> adaptive_;  // owns global_rate_'s rate, if set
   std::shared_ptr<ConcurrencyLimiter> global_slots_;
   std::vector<std::shared_ptr<RateLimiter>> level_rates_;
   std::vector<std::shared_ptr<ConcurrencyLimiter>> level_slots_;
@@ -137,10 +138,24 @@ absl::Status Engine::Impl::Init() {
         absl::StrFormat("engine: max_in_flight must be >= 1, got %d", options_.max_in_flight));
   }
   const Clock* clock = &parts_.loop->clock();
+  if (options_.adaptive.has_value() && !options_.rate.has_value()) {
+    if (!options_.adaptive->model.has_value()) {
+      return absl::InvalidArgumentError(
+          "engine: adaptive rate control needs a global rate (the most to send) or an upstream model");
+    }
+    auto spec = PacingFor(*options_.adaptive->model, options_.adaptive->model->jitter);
+    if (!spec.ok()) return spec.status();
+    options_.rate = *spec;
+  }
   if (options_.rate.has_value()) {
     auto limiter = RateLimiter::Create(clock, *options_.rate, "global");
     if (!limiter.ok()) return limiter.status();
     global_rate_ = *std::move(limiter);
+  }
+  if (options_.adaptive.has_value()) {
+    auto adaptive = AdaptiveRateController::Create(global_rate_.get(), *options_.adaptive);
+    if (!adaptive.ok()) return adaptive.status();
+    adaptive_ = *std::move(adaptive);
   }
   auto slots = ConcurrencyLimiter::Create(options_.max_in_flight, "global in flight");
   if (!slots.ok()) return slots.status();
@@ -284,6 +299,13 @@ void Engine::Impl::OnResponse(Task task, absl::StatusOr<Response> result, absl::
     for (const auto& limiter : level.limits.rate_limiters()) {
       (void)limiter->Reserve(std::min<int64_t>(extra, limiter->burst()), now);
     }
+  }
+  if (adaptive_ != nullptr) {
+    adaptive_->Observe({.status = result.ok() ? result->status : 0,
+                        .headers = result.ok() ? &result->headers : nullptr,
+                        .sent = sent,
+                        .received = now,
+                        .in_flight = in_flight_});
   }
   if (!result.ok()) {
     ++level.stats.transport_errors;
@@ -524,6 +546,9 @@ CrawlStats Engine::Impl::Stats() const {
   // Leased but not in flight: the task staged for its limits counts as pending.
   stats.pending = counts.pending + (counts.leased - in_flight_);
   stats.records = records_;
+  for (const LevelStats& level : stats.levels) stats.throttled += level.throttled;
+  if (global_rate_) stats.upstream_rate = global_rate_->rate_per_second();
+  if (adaptive_ != nullptr) stats.adaptive = adaptive_->State();
   stats.elapsed = started_ ? clock().Now() - start_time_ : absl::ZeroDuration();
   return stats;
 }

@@ -304,6 +304,64 @@ TEST(Engine, ThrottlingPausesTheUpstream) {
   }
 }
 
+TEST(Engine, AdaptiveRateFollowsTheUpstreamsHeadersAndRefusals) {
+  Harness h;
+  h.api.troops = 2;
+  h.api.warriors = 2;
+  h.api.groups = 5;
+  int requests = 0;
+  FakeTransport transport(&h.loop, [&](const Request& r) {
+    FakeTransport::Reply reply = h.api.Handle(r);
+    ++requests;
+    if (requests == 10) return FakeTransport::Json("{}", 429, {{"Retry-After", "2"}});
+    // From the 20th on, the upstream says 4 remain for the next 2 seconds.
+    if (requests >= 20 && reply.result.ok()) reply.result->headers = {{"RateLimit-Remaining", "4"}, {"RateLimit-Reset", "2"}};
+    return reply;
+  });
+  auto policy = *RetryPolicy::Create(&h.loop.clock(), RetryOptions{});
+  EngineOptions options;
+  options.rate = RateLimitSpec::PerSecond(50, 1);
+  options.max_in_flight = 1;
+  options.adaptive = AdaptiveRateOptions{};
+  auto engine = *Engine::Create(Plan(), EngineParts{&h.loop, &transport, &h.frontier, policy.get(), {&h.sink}},
+                                options);
+  std::optional<absl::StatusOr<CrawlResult>> result;
+  engine->Start([&](absl::StatusOr<CrawlResult> r) { result = std::move(r); });
+  h.loop.RunUntilIdle();
+  ASSERT_TRUE(result.has_value() && result->ok());
+  const CrawlStats& stats = (*result)->stats;
+  EXPECT_EQ(h.records.size(), 20u);
+  EXPECT_EQ(stats.throttled, 1);
+  ASSERT_TRUE(stats.adaptive.has_value());
+  EXPECT_EQ(stats.adaptive->throttled, 1);
+  EXPECT_EQ(stats.adaptive->decreases, 1);
+  EXPECT_EQ(stats.adaptive->mode, RateMode::kHeaders);
+  EXPECT_DOUBLE_EQ(stats.upstream_rate, 2);  // 4 remaining (none in flight) over 2 s
+  EXPECT_DOUBLE_EQ(engine->upstream_limiter()->rate_per_second(), 2);
+  // After the refusal nothing went out for 2 s; after the headers, no faster than 2/s.
+  const auto& sent = transport.sent();
+  ASSERT_GE(sent.size(), 25u);
+  EXPECT_GE(sent[10].at - sent[9].at, absl::Seconds(2));
+  for (size_t i = 21; i < sent.size(); ++i) {
+    EXPECT_GE(sent[i].at - sent[i - 1].at, absl::Milliseconds(499)) << i;
+  }
+}
+
+TEST(Engine, AdaptiveRateNeedsARateOrAModel) {
+  Harness h;
+  EngineOptions options;
+  options.adaptive = AdaptiveRateOptions{};
+  auto engine = Engine::Create(Plan(), EngineParts{&h.loop, &h.transport, &h.frontier}, options);
+  ASSERT_FALSE(engine.ok());
+  EXPECT_THAT(std::string(engine.status().message()), HasSubstr("adaptive"));
+  // A model alone sets the pace.
+  options.adaptive->model = UpstreamModel{FixedWindowLimit{61, absl::Minutes(1)}, absl::ZeroDuration(), 0};
+  engine = Engine::Create(Plan(), EngineParts{&h.loop, &h.transport, &h.frontier}, options);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_DOUBLE_EQ((*engine)->upstream_limiter()->rate_per_second(), 1);
+  EXPECT_EQ((*engine)->Stats().adaptive->mode, RateMode::kModel);
+}
+
 TEST(Engine, SubtreeHookFiresOncePerListingWithCounts) {
   Harness h;
   h.api.poison_leaves = {"t1/w1/g1"};

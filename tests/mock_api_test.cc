@@ -648,6 +648,75 @@ TEST(MockApiServerTest, RateLimitAnswers429WithRetryAfterAndCountsRejections) {
   EXPECT_EQ(json->get<int>("status.429"), rejected);
 }
 
+TEST(MockApiServerTest, RateLimitHeadersDescribeTheGlobalLimit) {
+  MockApiOptions o = SmallTree();
+  o.rate = 2;  // slow enough that a few requests drain the bucket
+  o.burst = 3;
+  o.rate_limit_headers = true;
+  o.x_rate_limit_headers = true;
+  auto server = StartOrDie(o);
+  ASSERT_NE(server, nullptr);
+  Client client(server->port());
+  int64_t previous = 1 << 30;
+  for (int i = 0; i < 6; ++i) {
+    const Response r = client.Get("/troops");
+    EXPECT_EQ(r.Header("ratelimit-limit"), "5");  // floor(rate) + burst
+    EXPECT_EQ(r.Header("ratelimit-policy"), "5;w=1");
+    EXPECT_EQ(r.Header("ratelimit-reset"), "1");
+    EXPECT_EQ(r.Header("x-ratelimit-limit"), "5");
+    EXPECT_EQ(r.Header("x-ratelimit-reset"), "1");
+    EXPECT_EQ(r.Header("x-ratelimit-remaining"), r.Header("ratelimit-remaining"));
+    int64_t remaining = -1;
+    ASSERT_TRUE(absl::SimpleAtoi(r.Header("ratelimit-remaining"), &remaining)) << r.Header("ratelimit-remaining");
+    EXPECT_GE(remaining, 0);
+    EXPECT_LE(remaining, 5);
+    // Each request takes a token; refill (2/s) may give back at most one.
+    EXPECT_LE(remaining, previous + 1);
+    previous = remaining;
+    if (r.status == 429) {
+      EXPECT_LE(remaining, 2);  // nothing available: only the next second's refill
+    }
+  }
+  // No global limit, no headers; introspection never has them.
+  EXPECT_EQ(client.Get("/_stats").Header("ratelimit-limit"), "");
+  MockApiOptions unlimited = SmallTree();
+  unlimited.rate_limit_headers = true;
+  auto plain = StartOrDie(unlimited);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(Client(plain->port()).Get("/troops").Header("ratelimit-limit"), "");
+}
+
+TEST(MockApiServerTest, SetRateChangesTheLimitWhileServing) {
+  MockApiOptions o = SmallTree();
+  auto server = StartOrDie(o);
+  ASSERT_NE(server, nullptr);
+  Client client(server->port());
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(client.Get("/troops").status, 200) << "unlimited at first";
+  EXPECT_EQ(server->rate(), 0);
+  ASSERT_TRUE(server->SetRate(1, 2).ok());
+  EXPECT_EQ(server->rate(), 1);
+  int ok = 0, rejected = 0;
+  for (int i = 0; i < 10; ++i) (client.Get("/troops").status == 200 ? ok : rejected)++;
+  EXPECT_GE(ok, 2);
+  EXPECT_LE(ok, 4);  // the burst, and at most a refill or two if this machine is slow
+  EXPECT_EQ(rejected, 10 - ok);
+  // Over HTTP too; rate 0 lifts the limit.
+  Response r = client.Get("/_control?rate=0");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("\"rate\":0"));
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(client.Get("/troops").status, 200);
+  r = client.Send(http::verb::post, "/_control?rate=2.5&burst=4");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("\"burst\":4"));
+  EXPECT_EQ(server->rate(), 2.5);
+  for (const char* bad : {"/_control", "/_control?rate=-1", "/_control?rate=x", "/_control?rate=5&burst=0"}) {
+    EXPECT_EQ(client.Get(bad).status, 400) << bad;
+  }
+  EXPECT_FALSE(server->SetRate(std::nan(""), 1).ok());
+  EXPECT_FALSE(server->SetRate(5, 0).ok());
+  EXPECT_EQ(server->rate(), 2.5);
+}
+
 TEST(MockApiServerTest, LevelRateLimitsEachLevelOnItsOwn) {
   MockApiOptions o = SmallTree();
   o.level_rate = 0.5;  // one request per 2 s per level

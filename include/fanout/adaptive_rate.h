@@ -60,8 +60,9 @@ struct AdaptiveRateOptions {
   double min_rate = 0.05;
   // The cut when nothing better is known: rate *= decrease_factor, in (0, 1).
   double decrease_factor = 0.5;
-  // The cut for an episode soon after a cut by a factor (within probe_delay
-  // plus max_pause, before any probing): that cut was nearly enough. In (0, 1).
+  // The cut for an episode soon after a cut by a factor (within
+  // measure_window of sending at the new rate): that cut was nearly enough.
+  // In (0, 1).
   double repeat_decrease_factor = 0.85;
   // How far below the measured accepted rate to settle, in [0, 0.5).
   double settle_margin = 0.03;
@@ -165,6 +166,7 @@ class AdaptiveRateController {
   absl::Time probe_started_;
   absl::Duration probe_delay_;
   absl::Time last_decrease_ = absl::InfinitePast();
+  absl::Time resumed_at_ = absl::InfinitePast();  // sending resumed after the last cut
   bool blind_cut_ = false;  // the last cut was by a factor, not to a known rate
 
   // Headers.

@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "fanout/adaptive_rate.h"
 #include "fanout/crawl_plan.h"
 #include "fanout/event_loop.h"
 #include "fanout/frontier.h"
@@ -70,6 +71,13 @@ struct CrawlStats {
   int64_t in_flight = 0;
   int64_t records = 0;     // leaf documents written to the sinks
   absl::Duration elapsed;
+  // The upstream's limiter (the global rate): its rate now, in requests per
+  // second (0 when there is no global rate), and the responses that said
+  // "slow down" (429s, and 503s with Retry-After) over all levels.
+  double upstream_rate = 0;
+  int64_t throttled = 0;
+  // The adaptive controller's view, when EngineOptions::adaptive is set.
+  std::optional<AdaptiveRateState> adaptive;
   // discovered == succeeded + dead + pending + in_flight, always.
   bool balanced() const { return discovered == succeeded + dead + pending + in_flight; }
 };
@@ -98,6 +106,12 @@ struct EngineOptions {
   // rate limit) and requests in flight.
   std::optional<RateLimitSpec> rate;
   int max_in_flight = 64;
+  // Adaptive rate control of the global limiter (see adaptive_rate.h): honour
+  // Retry-After for the whole upstream, pace from its rate-limit headers or
+  // its declared model, back off and probe (AIMD) when refused. Off when
+  // nullopt. Needs `rate` (the most to send), unless a model is given, in
+  // which case `rate` defaults to the model's pace.
+  std::optional<AdaptiveRateOptions> adaptive;
   // Headers sent with every request (e.g. Authorization). Never logged.
   Headers headers;
   // Stop leasing new tasks after this long (InfiniteDuration = no limit); the
