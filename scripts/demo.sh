@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # make demo: starts the mock vendor API (500 requests/s limit, 2% injected
-# faults) on a loopback port, crawls its 24,000-document tree at the vendor's
-# rate into demo-out/, then prints the vendor's own view (429s it sent).
+# faults) on a loopback port, writes a crawl spec for it, and crawls its
+# 24,000-document tree with `fanout crawl` at the vendor's rate: live progress,
+# then the summary, the vendor's own count (429s it sent) and the journal's.
 #   scripts/demo.sh BUILD_DIR
 set -euo pipefail
 build=${1:-build}
+fanout="$build/tools/fanout/fanout"
 out=$(mktemp -d /tmp/fanout-demo.XXXXXX)
 log="$out/mock-api.log"
 
-"$build/mock_api/fanout-mock-api" --port=0 --rate=500 --burst=20 --error_rate=0.01 --reset_rate=0.005 \
-  --truncate_rate=0.005 --seed=7 >"$log" 2>&1 &
+"$fanout" mock-api --port=0 --rate=500 --burst=20 --error-rate=0.01 --reset-rate=0.005 \
+  --truncate-rate=0.005 --seed=7 >"$log" 2>&1 &
 mock=$!
 trap 'kill $mock 2>/dev/null || true; wait $mock 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -18,11 +20,35 @@ for _ in $(seq 100); do
 done
 url=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -1)
 [[ -n "$url" ]] || { echo "demo: the mock API did not start:"; cat "$log"; exit 1; }
-echo "demo: mock vendor API at $url (limit 500 requests/s, 2% faults); crawling into $out/tree"
 
-"$build/examples/crawl_monitoring_api" --base_url="$url" --rate=500 --burst=5 --max_in_flight=32 \
-  --out="$out/tree" --dead_letters="$out/dead_letters.jsonl"
-
+cat >"$out/spec.json" <<SPEC
+{
+  "base_url": "$url",
+  "headers": {"Authorization": "Bearer \${DEMO_TOKEN}"},
+  "limits": {"rate": 500, "burst": 5, "concurrency": 32, "adaptive": true},
+  "levels": [
+    {"name": "troops", "url": "/troops", "items": "/items", "bind": "troop",
+     "pagination": {"next_pointer": "/next_cursor", "cursor_param": "cursor"}},
+    {"name": "warriors", "url": "/troops/{troop}/warriors", "items": "/items", "bind": "warrior",
+     "pagination": {"next_pointer": "/next_cursor", "cursor_param": "cursor"}},
+    {"name": "groups", "url": "/troops/{troop}/warriors/{warrior}/groups", "items": "/items", "bind": "group",
+     "pagination": {"next_pointer": "/next_cursor", "cursor_param": "cursor"}},
+    {"name": "data", "url": "/troops/{troop}/warriors/{warrior}/groups/{group}/data"}
+  ],
+  "sinks": {"tree": "tree", "jsonl": "data.jsonl"},
+  "journal": "crawl.journal",
+  "dead_letters": "dead_letters.jsonl"
+}
+SPEC
+echo "demo: mock vendor API at $url (limit 500 requests/s, 2% faults)"
+echo "demo: fanout crawl $out/spec.json"
+code=0
+DEMO_TOKEN=demo-secret "$fanout" crawl "$out/spec.json" --summary-json "$out/summary.json" || code=$?
+echo
 echo "demo: the vendor's own count:"
 curl -s "$url/_stats" | head -c 600; echo
-echo "demo: documents on disk: $(find "$out/tree" -name data.json | wc -l) (in $out/tree)"
+echo
+"$fanout" status "$out/crawl.journal" || true
+echo "demo: documents on disk: $(find "$out/tree" -name data.json | wc -l) in $out/tree, $(wc -l <"$out/data.jsonl") lines in $out/data.jsonl"
+# 0: all done; 4: done with dead letters (shown above). Anything else failed.
+[[ $code -eq 0 || $code -eq 4 ]]

@@ -81,10 +81,12 @@ class CrawlSession {
     if (!policy.ok()) return policy.status();
     policy_ = *std::move(policy);
     if (options_.journal.empty()) {
+      if (options_.journal_records) return absl::InvalidArgumentError("crawl: journal_records needs a journal");
       frontier_ = std::make_unique<MemoryFrontier>(plan.levels.size());
     } else if (absl::Status s = OpenJournal(plan, sinks); !s.ok()) {
       return s;
     }
+    if (journal_records_ != nullptr) sinks.push_back(journal_records_.get());
     auto engine = Engine::Create(
         std::move(plan),
         EngineParts{&loop_, transport_.get(), frontier_.get(), policy_.get(), std::move(sinks), dead_letters},
@@ -102,6 +104,13 @@ class CrawlSession {
                                          .levels = plan.levels.size()},
                                         &clock_);
     if (!journal.ok()) return journal.status();
+    for (const auto& [key, value] : options_.journal_meta) {
+      if (absl::Status s = (*journal)->SetMeta(key, value); !s.ok()) return s;
+    }
+    if (!options_.journal_meta.empty()) {
+      if (absl::Status s = (*journal)->Flush(); !s.ok()) return s;
+    }
+    if (options_.journal_records) journal_records_ = (*journal)->RecordSink();
     std::vector<JsonLinesSink*> lines;
     for (Sink* sink : sinks) {
       if (auto* jsonl = dynamic_cast<JsonLinesSink*>(sink)) lines.push_back(jsonl);
@@ -150,6 +159,7 @@ class CrawlSession {
   std::unique_ptr<RetryBudget> budget_;
   std::unique_ptr<RetryPolicy> policy_;
   std::unique_ptr<Frontier> frontier_;
+  std::unique_ptr<Sink> journal_records_;  // records stored in the journal, if asked
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<CurlTransport> transport_;  // destroyed first (see ~CrawlSession)
   std::optional<absl::StatusOr<CrawlResult>> result_;

@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
+#include "fanout/upstream_model.h"
 
 namespace fanout {
 namespace {
@@ -156,7 +157,9 @@ class SpecReader {
   absl::StatusOr<RateLimitSpec> ReadRate(dom::element rate, std::optional<dom::element> burst,
                                          const std::string& path) const;
   absl::Status ReadLimits(dom::element value, const std::string& path, std::optional<RateLimitSpec>* rate,
-                          int* concurrency, bool* adaptive);
+                          int* concurrency, std::optional<AdaptiveRateOptions>* adaptive);
+  absl::Status ReadAdaptive(dom::element value, const std::string& path, AdaptiveRateOptions& adaptive);
+  absl::Status ReadUpstream(dom::element value, const std::string& path, UpstreamModel& model);
   absl::Status ReadRetry(dom::element value, RunOptions& run);
   absl::Status ReadPagination(dom::element value, const std::string& path, Pagination& pagination);
   absl::Status ReadLevel(dom::element value, const std::string& path, Level& level);
@@ -274,11 +277,13 @@ absl::StatusOr<RateLimitSpec> SpecReader::ReadRate(dom::element rate, std::optio
 }
 
 absl::Status SpecReader::ReadLimits(dom::element value, const std::string& path, std::optional<RateLimitSpec>* rate,
-                                    int* concurrency, bool* adaptive) {
+                                    int* concurrency, std::optional<AdaptiveRateOptions>* adaptive) {
   auto object = Object(value, path);
   if (!object.ok()) return object.status();
   if (adaptive != nullptr) {
-    if (absl::Status s = CheckKeys(*object, path, {"rate", "burst", "concurrency", "adaptive"}); !s.ok()) return s;
+    if (absl::Status s = CheckKeys(*object, path, {"rate", "burst", "concurrency", "adaptive", "upstream"}); !s.ok()) {
+      return s;
+    }
   } else if (absl::Status s = CheckKeys(*object, path, {"rate", "burst", "concurrency"}); !s.ok()) {
     return s;
   }
@@ -298,9 +303,146 @@ absl::Status SpecReader::ReadLimits(dom::element value, const std::string& path,
     *concurrency = static_cast<int>(*n);
   }
   if (adaptive != nullptr && object->at_key("adaptive").get(field) == simdjson::SUCCESS) {
-    auto b = Bool(field, Join(path, "adaptive"));
-    if (!b.ok()) return b.status();
-    *adaptive = *b;
+    if (field.is_bool()) {
+      if (field.get_bool().value_unsafe()) *adaptive = AdaptiveRateOptions{};
+    } else {
+      AdaptiveRateOptions options;
+      if (absl::Status s = ReadAdaptive(field, Join(path, "adaptive"), options); !s.ok()) return s;
+      *adaptive = options;
+    }
+  }
+  if (adaptive != nullptr && object->at_key("upstream").get(field) == simdjson::SUCCESS) {
+    UpstreamModel model;
+    if (absl::Status s = ReadUpstream(field, Join(path, "upstream"), model); !s.ok()) return s;
+    if (!adaptive->has_value()) *adaptive = AdaptiveRateOptions{};  // a model is paced by the controller
+    (*adaptive)->model = model;
+    if (!rate->has_value()) {
+      // The most to send defaults to the model's own pace.
+      auto pace = PacingFor(model, model.jitter);
+      if (!pace.ok()) return Error(Join(path, "upstream"), std::string(pace.status().message()));
+      *rate = *pace;
+    }
+  }
+  if (adaptive != nullptr && adaptive->has_value() && !rate->has_value()) {
+    return Error(Join(path, "adaptive"), "needs limits.rate (the most to send) or limits.upstream");
+  }
+  return absl::OkStatus();
+}
+
+// "adaptive": true, or an object tuning the controller.
+absl::Status SpecReader::ReadAdaptive(dom::element value, const std::string& path, AdaptiveRateOptions& adaptive) {
+  auto object = Object(value, path);
+  if (!object.ok()) return TypeError(path, "true, false or an object", value);
+  if (absl::Status s = CheckKeys(*object, path,
+                                 {"rate_limit_headers", "min_rate", "decrease_factor", "probe_delay",
+                                  "probe_per_second", "max_pause"});
+      !s.ok()) {
+    return s;
+  }
+  for (auto field : *object) {
+    const std::string key(field.key);
+    const std::string field_path = Join(path, key);
+    if (key == "rate_limit_headers") {
+      auto b = Bool(field.value, field_path);
+      if (!b.ok()) return b.status();
+      adaptive.use_rate_limit_headers = *b;
+    } else if (key == "probe_delay" || key == "max_pause") {
+      auto d = Duration(field.value, field_path);
+      if (!d.ok()) return d.status();
+      (key == "probe_delay" ? adaptive.probe_delay : adaptive.max_pause) = *d;
+      if (key == "probe_delay" && adaptive.max_probe_delay < *d) adaptive.max_probe_delay = *d;
+    } else {
+      auto n = Number(field.value, field_path);
+      if (!n.ok()) return n.status();
+      if (key == "min_rate") {
+        if (!(*n > 0)) return Error(field_path, absl::StrCat("must be > 0, got ", *n));
+        adaptive.min_rate = *n;
+      } else if (key == "decrease_factor") {
+        if (!(*n > 0 && *n < 1)) return Error(field_path, absl::StrCat("must be in (0, 1), got ", *n));
+        adaptive.decrease_factor = *n;
+      } else {
+        if (!(*n >= 0 && *n <= 1)) return Error(field_path, absl::StrCat("must be in 0..1, got ", *n));
+        adaptive.probe_per_second = *n;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The upstream's documented limiter:
+//   {"model": "nginx", "rate": "10r/s", "burst": 5, "nodelay": true}
+//   {"model": "fixed_window", "requests": 5000, "window": "1h"}
+//   {"model": "leaky_bucket", "capacity": 40, "leak_per_second": 2}
+// each with an optional "jitter" (the arrival-time margin, default 1ms).
+absl::Status SpecReader::ReadUpstream(dom::element value, const std::string& path, UpstreamModel& model) {
+  auto object = Object(value, path);
+  if (!object.ok()) return object.status();
+  dom::element field;
+  if (object->at_key("model").get(field) != simdjson::SUCCESS) {
+    return Error(Join(path, "model"), "required: \"nginx\", \"fixed_window\" or \"leaky_bucket\"");
+  }
+  auto kind = String(field, Join(path, "model"));
+  if (!kind.ok()) return kind.status();
+  auto has = [&](const char* key) { return object->at_key(key).get(field) == simdjson::SUCCESS; };
+  if (*kind == "nginx") {
+    if (absl::Status s = CheckKeys(*object, path, {"model", "rate", "burst", "nodelay", "jitter"}); !s.ok()) return s;
+    NginxLimitReq nginx;
+    if (!has("rate")) return Error(Join(path, "rate"), "required, as nginx writes it: \"10r/s\" or \"30r/m\"");
+    auto rate = String(field, Join(path, "rate"));
+    if (!rate.ok()) return rate.status();
+    auto millis = ParseNginxRate(*rate);
+    if (!millis.ok()) return Error(Join(path, "rate"), std::string(millis.status().message()));
+    nginx.rate_millis = *millis;
+    if (has("burst")) {
+      auto burst = Integer(field, Join(path, "burst"), 0, 1'000'000);
+      if (!burst.ok()) return burst.status();
+      nginx.burst = *burst;
+    }
+    if (has("nodelay")) {
+      auto nodelay = Bool(field, Join(path, "nodelay"));
+      if (!nodelay.ok()) return nodelay.status();
+      nginx.nodelay = *nodelay;
+    }
+    model.limiter = nginx;
+  } else if (*kind == "fixed_window") {
+    if (absl::Status s = CheckKeys(*object, path, {"model", "requests", "window", "jitter"}); !s.ok()) return s;
+    FixedWindowLimit window;
+    if (!has("requests")) return Error(Join(path, "requests"), "required");
+    auto requests = Integer(field, Join(path, "requests"), 1, 1'000'000'000);
+    if (!requests.ok()) return requests.status();
+    window.max_requests = *requests;
+    if (!has("window")) return Error(Join(path, "window"), "required, such as \"1m\" or \"1h\"");
+    auto length = Duration(field, Join(path, "window"));
+    if (!length.ok()) return length.status();
+    window.window = *length;
+    model.limiter = window;
+  } else if (*kind == "leaky_bucket") {
+    if (absl::Status s = CheckKeys(*object, path, {"model", "capacity", "leak_per_second", "jitter"}); !s.ok()) {
+      return s;
+    }
+    LeakyBucketLimit bucket;
+    if (!has("capacity")) return Error(Join(path, "capacity"), "required");
+    auto capacity = Integer(field, Join(path, "capacity"), 1, 1'000'000'000);
+    if (!capacity.ok()) return capacity.status();
+    bucket.capacity = *capacity;
+    if (!has("leak_per_second")) return Error(Join(path, "leak_per_second"), "required");
+    auto leak = Number(field, Join(path, "leak_per_second"));
+    if (!leak.ok()) return leak.status();
+    if (!(*leak > 0) || *leak > 1e9) return Error(Join(path, "leak_per_second"), absl::StrCat("must be > 0, got ", *leak));
+    bucket.leak_per_second = *leak;
+    model.limiter = bucket;
+  } else {
+    return Error(Join(path, "model"),
+                 absl::StrCat("expected \"nginx\", \"fixed_window\" or \"leaky_bucket\", got \"", *kind, "\""));
+  }
+  if (object->at_key("jitter").get(field) == simdjson::SUCCESS) {
+    if (field.is_string() && field.get_string().value_unsafe() == "0") {
+      model.jitter = absl::ZeroDuration();
+    } else {
+      auto jitter = Duration(field, Join(path, "jitter"));
+      if (!jitter.ok()) return jitter.status();
+      model.jitter = *jitter;
+    }
   }
   return absl::OkStatus();
 }
@@ -559,7 +701,7 @@ absl::StatusOr<CrawlSpec> SpecReader::Read(std::string_view json) {
   }
   if (object->at_key("limits").get(field) == simdjson::SUCCESS) {
     if (absl::Status s = ReadLimits(field, "limits", &spec.run.engine.rate, &spec.run.engine.max_in_flight,
-                                    &spec.adaptive);
+                                    &spec.run.engine.adaptive);
         !s.ok()) {
       return s;
     }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <cstring>
@@ -412,6 +413,84 @@ absl::StatusOr<int64_t> RedriveJournal(const std::string& path, std::optional<ui
   return revived;
 }
 
+absl::StatusOr<JournalSummary> InspectJournal(const std::string& path, size_t max_reasons) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrFormat("journal \"%s\": no such file", path));
+  }
+  sqlite3* db = nullptr;
+  auto fail = [&](const std::string& what) -> absl::Status {
+    const int code = db != nullptr ? sqlite3_errcode(db) & 0xff : SQLITE_CANTOPEN;
+    std::string message = absl::StrFormat("journal \"%s\": %s: %s", path, what,
+                                          db != nullptr ? sqlite3_errmsg(db) : "cannot open");
+    if (db != nullptr) sqlite3_close(db);
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT || code == SQLITE_ERROR) {
+      return absl::DataLossError(message + " (not a fanout journal, or corrupt)");
+    }
+    return absl::UnavailableError(message);
+  };
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) return fail("cannot open");
+  sqlite3_busy_timeout(db, 5000);
+  JournalSummary summary;
+  sqlite3_stmt* stmt = nullptr;
+  auto query = [&](const char* sql, const std::function<void(sqlite3_stmt*)>& row) -> absl::Status {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) return fail("reading");
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) row(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) return fail("reading");
+    return absl::OkStatus();
+  };
+  auto text = [](sqlite3_stmt* s, int column) {
+    const unsigned char* value = sqlite3_column_text(s, column);
+    return value == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(value));
+  };
+  if (absl::Status s = query("SELECT key, value FROM meta ORDER BY key",
+                             [&](sqlite3_stmt* s) { summary.meta.emplace_back(text(s, 0), text(s, 1)); });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = query("SELECT level, state, count(*) FROM tasks GROUP BY level, state ORDER BY level",
+                             [&](sqlite3_stmt* s) {
+                               const auto level = static_cast<uint32_t>(sqlite3_column_int64(s, 0));
+                               if (summary.levels.empty() || summary.levels.back().level != level) {
+                                 summary.levels.push_back({.level = level});
+                               }
+                               JournalSummary::LevelCounts& counts = summary.levels.back();
+                               const int64_t n = sqlite3_column_int64(s, 2);
+                               switch (sqlite3_column_int(s, 1)) {
+                                 case kDone:
+                                   counts.done += n;
+                                   break;
+                                 case kDead:
+                                   counts.dead += n;
+                                   break;
+                                 default:
+                                   counts.pending += n;
+                               }
+                             });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = query("SELECT coalesce(last_error, ''), count(*) AS n FROM tasks WHERE state = 2 "
+                             "GROUP BY 1 ORDER BY n DESC, 1",
+                             [&](sqlite3_stmt* s) {
+                               if (summary.dead_by_reason.size() < max_reasons) {
+                                 summary.dead_by_reason.emplace_back(text(s, 0), sqlite3_column_int64(s, 1));
+                               }
+                             });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = query("SELECT count(*) FROM records",
+                             [&](sqlite3_stmt* s) { summary.records = sqlite3_column_int64(s, 0); });
+      !s.ok()) {
+    return s;
+  }
+  sqlite3_close(db);
+  return summary;
+}
+
 absl::Status SqliteFrontier::Begin() {
   if (in_transaction_) return absl::OkStatus();
   if (absl::Status s = Exec("BEGIN"); !s.ok()) return s;
@@ -459,6 +538,15 @@ absl::StatusOr<std::optional<std::string>> SqliteFrontier::ReadMeta(const std::s
   sqlite3_finalize(stmt);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("reading meta");
   return value;
+}
+
+absl::Status SqliteFrontier::SetMeta(const std::string& key, const std::string& value) {
+  if (key.rfind("jsonl_offset:", 0) == 0 || key == "schema_version" || key == "plan_fingerprint") {
+    return absl::InvalidArgumentError(absl::StrFormat("journal \"%s\": meta key \"%s\" is reserved", options_.path, key));
+  }
+  if (absl::Status s = Begin(); !s.ok()) return s;
+  if (absl::Status s = WriteMeta(key, value); !s.ok()) return s;
+  return Changed(1);
 }
 
 absl::Status SqliteFrontier::WriteMeta(const std::string& key, const std::string& value) {

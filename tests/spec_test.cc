@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <variant>
 
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
@@ -63,7 +64,8 @@ TEST(CrawlSpec, ReadsEveryField) {
   EXPECT_EQ(spec->run.engine.rate->rate_per_second, 500);
   EXPECT_EQ(spec->run.engine.rate->burst, 10);
   EXPECT_EQ(spec->run.engine.max_in_flight, 32);
-  EXPECT_TRUE(spec->adaptive);
+  ASSERT_TRUE(spec->run.engine.adaptive.has_value());
+  EXPECT_FALSE(spec->run.engine.adaptive->model.has_value());
   EXPECT_EQ(spec->run.retry.max_attempts, 6);
   EXPECT_EQ(spec->run.retry.base_delay, absl::Milliseconds(100));
   EXPECT_EQ(spec->run.retry.max_delay, absl::Seconds(10));
@@ -111,6 +113,50 @@ TEST(CrawlSpec, PaginationStyles) {
   EXPECT_EQ(page->plan.levels[1].pagination.start, 0);
 }
 
+TEST(CrawlSpec, AdaptiveControlAndUpstreamModels) {
+  auto tuned = ParseCrawlSpec(R"({"base_url": "https://h", "levels": [{"name": "doc", "url": "/doc"}],
+      "limits": {"rate": 100, "adaptive": {"rate_limit_headers": false, "min_rate": 0.5, "decrease_factor": 0.7,
+                                           "probe_delay": "20s", "probe_per_second": 0.02, "max_pause": "1m"}}})");
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  ASSERT_TRUE(tuned->run.engine.adaptive.has_value());
+  const AdaptiveRateOptions& a = *tuned->run.engine.adaptive;
+  EXPECT_FALSE(a.use_rate_limit_headers);
+  EXPECT_EQ(a.min_rate, 0.5);
+  EXPECT_EQ(a.decrease_factor, 0.7);
+  EXPECT_EQ(a.probe_delay, absl::Seconds(20));
+  EXPECT_EQ(a.probe_per_second, 0.02);
+  EXPECT_EQ(a.max_pause, absl::Minutes(1));
+
+  // A declared model turns adaptive control on, and paces the crawl when no
+  // rate is given.
+  auto nginx = ParseCrawlSpec(R"({"base_url": "https://h", "levels": [{"name": "doc", "url": "/doc"}],
+      "limits": {"upstream": {"model": "nginx", "rate": "30r/m", "burst": 5, "nodelay": true, "jitter": "2ms"}}})");
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  ASSERT_TRUE(nginx->run.engine.adaptive.has_value());
+  ASSERT_TRUE(nginx->run.engine.adaptive->model.has_value());
+  const UpstreamModel& model = *nginx->run.engine.adaptive->model;
+  const auto* limit = std::get_if<NginxLimitReq>(&model.limiter);
+  ASSERT_NE(limit, nullptr);
+  EXPECT_EQ(limit->rate_millis, 500);  // 30 * 1000 / 60
+  EXPECT_EQ(limit->burst, 5);
+  EXPECT_TRUE(limit->nodelay);
+  EXPECT_EQ(model.jitter, absl::Milliseconds(2));
+  ASSERT_TRUE(nginx->run.engine.rate.has_value());
+  EXPECT_LE(nginx->run.engine.rate->rate_per_second, 0.5);
+  EXPECT_GE(nginx->run.engine.rate->rate_per_second, 0.5 * 0.97);
+
+  auto window = ParseCrawlSpec(R"({"base_url": "https://h", "levels": [{"name": "doc", "url": "/doc"}],
+      "limits": {"rate": 10, "upstream": {"model": "fixed_window", "requests": 5000, "window": "1h"}}})");
+  ASSERT_TRUE(window.ok()) << window.status();
+  EXPECT_EQ(std::get<FixedWindowLimit>(window->run.engine.adaptive->model->limiter).max_requests, 5000);
+  EXPECT_EQ(window->run.engine.rate->rate_per_second, 10);  // the configured ceiling stays
+
+  auto bucket = ParseCrawlSpec(R"({"base_url": "https://h", "levels": [{"name": "doc", "url": "/doc"}],
+      "limits": {"upstream": {"model": "leaky_bucket", "capacity": 40, "leak_per_second": 2}}})");
+  ASSERT_TRUE(bucket.ok()) << bucket.status();
+  EXPECT_EQ(std::get<LeakyBucketLimit>(bucket->run.engine.adaptive->model->limiter).capacity, 40);
+}
+
 TEST(CrawlSpec, DefaultsWhenLeftOut) {
   auto spec = ParseCrawlSpec(R"({"base_url": "https://api.example.com", "levels": [{"name": "doc", "url": "/doc"}]})");
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -119,7 +165,7 @@ TEST(CrawlSpec, DefaultsWhenLeftOut) {
   EXPECT_TRUE(spec->run.journal.empty());
   EXPECT_TRUE(spec->output.jsonl.empty());
   EXPECT_TRUE(spec->secrets.empty());
-  EXPECT_FALSE(spec->adaptive);
+  EXPECT_FALSE(spec->run.engine.adaptive.has_value());
 }
 
 TEST(CrawlSpec, SecretHeadersAreKnownByNameToo) {
@@ -186,11 +232,28 @@ TEST(CrawlSpec, EveryValidationErrorNamesTheKeyPath) {
       {{{R"("rate": 500, "burst": 10,)", R"("burst": 10,)"}}, "limits.burst: a burst needs a rate"},
       {{{R"("burst": 10,)", R"("burst": 0,)"}}, "limits.burst: must be in 1..1000000000, got 0"},
       {{{R"("concurrency": 32)", R"("concurrency": 2.5)"}}, "limits.concurrency: expected an integer in 1..100000, got a number 2.5"},
-      {{{R"("adaptive": true)", R"("adaptive": "yes")"}}, R"(limits.adaptive: expected true or false, got a string "yes")"},
+      {{{R"("adaptive": true)", R"("adaptive": "yes")"}}, R"(limits.adaptive: expected true, false or an object, got a string "yes")"},
       {{{R"("rate": "600/m", "burst": 5,)", R"("rate": "600/m", "burst": 600,)"}},
        "levels[1].limits.burst: must be below the window's 600 requests, got 600"},
       {{{R"("concurrency": 4})", R"("concurrency": 4, "adaptive": true})"}},
        "levels[1].limits.adaptive: unknown key (expected one of: rate, burst, concurrency)"},
+      {{{R"("adaptive": true)", R"("adaptive": {"min_rate": 0})"}}, "limits.adaptive.min_rate: must be > 0, got 0"},
+      {{{R"("adaptive": true)", R"("adaptive": {"decrease_factor": 1})"}},
+       "limits.adaptive.decrease_factor: must be in (0, 1), got 1"},
+      {{{R"("adaptive": true)", R"("adaptive": {"probe": 1})"}}, "limits.adaptive.probe: unknown key"},
+      {{{R"("rate": 500, "burst": 10, )", ""}}, "limits.adaptive: needs limits.rate (the most to send) or limits.upstream"},
+      {{{R"("adaptive": true)", R"("upstream": {"rate": "10r/s"})"}},
+       R"(limits.upstream.model: required: "nginx", "fixed_window" or "leaky_bucket")"},
+      {{{R"("adaptive": true)", R"("upstream": {"model": "haproxy"})"}},
+       R"(limits.upstream.model: expected "nginx", "fixed_window" or "leaky_bucket", got "haproxy")"},
+      {{{R"("adaptive": true)", R"("upstream": {"model": "nginx", "rate": "10/s"})"}}, "limits.upstream.rate: "},
+      {{{R"("adaptive": true)", R"("upstream": {"model": "nginx"})"}}, "limits.upstream.rate: required"},
+      {{{R"("adaptive": true)", R"("upstream": {"model": "nginx", "rate": "1r/s", "window": "1m"})"}},
+       "limits.upstream.window: unknown key (expected one of: model, rate, burst, nodelay, jitter)"},
+      {{{R"("adaptive": true)", R"("upstream": {"model": "fixed_window", "requests": 100})"}},
+       "limits.upstream.window: required"},
+      {{{R"("adaptive": true)", R"("upstream": {"model": "leaky_bucket", "capacity": 40, "leak_per_second": 0})"}},
+       "limits.upstream.leak_per_second: must be > 0, got 0"},
       {{{R"("max_attempts": 6)", R"("max_attempts": 0)"}}, "retry.max_attempts: must be in 1..1000, got 0"},
       {{{R"("jitter": "decorrelated")", R"("jitter": "some")"}},
        R"(retry.jitter: expected "none", "full" or "decorrelated", got "some")"},

@@ -183,6 +183,12 @@ struct RunOptions {
   // and a resume cuts them back to it, so no line is lost or written twice.
   std::string journal;
   bool force_journal = false;  // resume a journal written for another plan
+  // Entries written into the journal's meta table once it is open (and its
+  // plan checked): what a later `resume` needs to rebuild the crawl.
+  std::vector<std::pair<std::string, std::string>> journal_meta;
+  // Also store each leaf record in the journal itself, in the same
+  // transaction that marks its task done (SqliteFrontier::RecordSink).
+  bool journal_records = false;
   RetryOptions retry;
   RetryBudgetOptions retry_budget;
   bool use_retry_budget = true;

@@ -42,11 +42,11 @@ struct OutputSpec {
 
 struct CrawlSpec {
   CrawlPlan plan;
-  // Limits, headers (expanded), retry policy, timeouts and the journal path.
+  // Limits (with run.engine.adaptive from "limits.adaptive" and
+  // "limits.upstream"), headers (expanded), retry policy, timeouts and the
+  // journal path.
   RunOptions run;
   OutputSpec output;
-  // Whether the upstream's rate is adapted to its answers ("limits.adaptive").
-  bool adaptive = false;
   // Expanded values of secret headers, for Redact.
   std::vector<std::string> secrets;
 };

@@ -87,6 +87,10 @@ class SqliteFrontier final : public Frontier {
   void SetCommitHook(CommitHook hook) { commit_hook_ = std::move(hook); }
   // A value a commit hook stored (as of the last commit), if any.
   absl::StatusOr<std::optional<std::string>> Meta(const std::string& key);
+  // Stores a (key, value) in the journal's meta table with the next commit
+  // (Flush to commit now). Keys starting with "jsonl_offset:",
+  // "schema_version" and "plan_fingerprint" are the journal's own.
+  absl::Status SetMeta(const std::string& key, const std::string& value);
   // Commits now, running the commit hook even if no task changed.
   absl::Status Checkpoint();
 
@@ -136,6 +140,23 @@ class SqliteFrontier final : public Frontier {
 // in use by a running crawl. Returns how many tasks were revived.
 absl::StatusOr<int64_t> RedriveJournal(const std::string& path, std::optional<uint32_t> level,
                                        const std::string& reason_contains);
+
+// What a journal holds, read without changing it (for `fanout status`).
+struct JournalSummary {
+  struct LevelCounts {
+    uint32_t level = 0;
+    int64_t pending = 0, done = 0, dead = 0;
+  };
+  std::vector<LevelCounts> levels;  // by level index, every level that has tasks
+  // Dead tasks by their last error, most frequent first (at most `max_reasons`).
+  std::vector<std::pair<std::string, int64_t>> dead_by_reason;
+  int64_t records = 0;  // records stored in the journal (SqliteFrontier::RecordSink)
+  std::vector<std::pair<std::string, std::string>> meta;  // every meta entry, by key
+};
+
+// Reads a journal's summary; the journal may be in use by a running crawl.
+// NotFound if there is no file, DataLoss if it is not a fanout journal.
+absl::StatusOr<JournalSummary> InspectJournal(const std::string& path, size_t max_reasons = 20);
 
 // A fingerprint of what the plan crawls (base URL, levels, templates,
 // extraction and pagination; not limits), to tell journals apart.

@@ -1,0 +1,403 @@
+// Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
+//
+// `fanout crawl SPEC` and `fanout resume JOURNAL`: one crawl, watched.
+//
+// A crawl with a journal stores in it what `resume` needs: the spec's text
+// (header values unexpanded: environment variables are read again on resume,
+// so no secret from the environment is written to disk), the spec's path
+// (relative output paths resolve against its directory) and the command
+// line's overrides.
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "args.h"
+#include "commands.h"
+#include "fanout/engine.h"
+#include "fanout/metrics.h"
+#include "fanout/sink.h"
+#include "fanout/spec.h"
+#include "fanout/sqlite_frontier.h"
+#include "progress.h"
+
+namespace fanout::cli {
+namespace {
+
+constexpr char kMetaSpec[] = "cli.spec";
+constexpr char kMetaSpecPath[] = "cli.spec_path";
+constexpr char kMetaOverrides[] = "cli.overrides";
+
+std::atomic<int> g_signals{0};
+
+void OnStopSignal(int) { g_signals.fetch_add(1); }
+
+// What the command line changes in the spec. The persistent ones are stored
+// in the journal so `resume` runs the same crawl.
+struct Overrides {
+  double rate = 0;      // > 0: the global rate, requests per second
+  int concurrency = 0;  // > 0: the global cap on requests in flight
+  std::string out;      // the file tree's root
+  std::string jsonl;
+  std::string dead_letters;
+
+  // "key=value" lines; paths are made absolute first.
+  std::string Serialize() const {
+    std::string text;
+    if (rate > 0) absl::StrAppend(&text, "rate=", rate, "\n");
+    if (concurrency > 0) absl::StrAppend(&text, "concurrency=", concurrency, "\n");
+    if (!out.empty()) absl::StrAppend(&text, "out=", out, "\n");
+    if (!jsonl.empty()) absl::StrAppend(&text, "jsonl=", jsonl, "\n");
+    if (!dead_letters.empty()) absl::StrAppend(&text, "dead_letters=", dead_letters, "\n");
+    return text;
+  }
+  // Fills the fields `text` has; later command-line values win (Apply order).
+  static absl::StatusOr<Overrides> Parse(const std::string& text) {
+    Overrides o;
+    for (const std::string& line : std::vector<std::string>(absl::StrSplit(text, '\n', absl::SkipEmpty()))) {
+      const std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+      bool ok = true;
+      if (kv.first == "rate") {
+        ok = absl::SimpleAtod(kv.second, &o.rate);
+      } else if (kv.first == "concurrency") {
+        ok = absl::SimpleAtoi(kv.second, &o.concurrency);
+      } else if (kv.first == "out") {
+        o.out = kv.second;
+      } else if (kv.first == "jsonl") {
+        o.jsonl = kv.second;
+      } else if (kv.first == "dead_letters") {
+        o.dead_letters = kv.second;
+      } else {
+        ok = false;
+      }
+      if (!ok) return absl::DataLossError(absl::StrCat("stored command-line overrides: bad line \"", line, "\""));
+    }
+    return o;
+  }
+  void MergeFrom(const Overrides& later) {
+    if (later.rate > 0) rate = later.rate;
+    if (later.concurrency > 0) concurrency = later.concurrency;
+    if (!later.out.empty()) out = later.out;
+    if (!later.jsonl.empty()) jsonl = later.jsonl;
+    if (!later.dead_letters.empty()) dead_letters = later.dead_letters;
+  }
+  void Absolutize() {
+    for (std::string* path : {&out, &jsonl, &dead_letters}) {
+      if (!path->empty()) *path = std::filesystem::absolute(*path).lexically_normal().string();
+    }
+  }
+  void ApplyTo(CrawlSpec& spec) const {
+    if (rate > 0) {
+      const int64_t burst = spec.run.engine.rate.has_value() ? spec.run.engine.rate->burst : 1;
+      spec.run.engine.rate = RateLimitSpec::PerSecond(rate, burst);
+    }
+    if (concurrency > 0) spec.run.engine.max_in_flight = concurrency;
+    if (!out.empty()) spec.output.tree = out;
+    if (!jsonl.empty()) spec.output.jsonl = jsonl;
+    if (!dead_letters.empty()) spec.output.dead_letters = dead_letters;
+  }
+};
+
+// Options that belong to one run, not to the crawl.
+struct RunFlags {
+  absl::Duration max_duration = absl::InfiniteDuration();
+  absl::Duration stop_grace = absl::Seconds(10);
+  bool quiet = false;
+  bool force = false;
+  std::string summary_json;
+  int metrics_port = -1;
+  std::string metrics_host = "127.0.0.1";
+  absl::Duration progress_interval = absl::ZeroDuration();  // 0 = by output kind
+};
+
+void AddRunFlags(Options& options, RunFlags& run, Overrides& overrides) {
+  options.Duration("max-duration", "stop taking new tasks after this long, then exit 3 if work remains",
+                   &run.max_duration);
+  options.Duration("stop-grace", "after a stop, how long requests in flight may take to finish", &run.stop_grace);
+  options.Double("rate", "the global rate limit, requests per second (replaces the spec's)", &overrides.rate, 1e-6,
+                 1e9);
+  options.Int("concurrency", "the most requests in flight (replaces the spec's)", &overrides.concurrency, 1, 100000);
+  options.String("out", "DIR", "write the file tree of documents under DIR (replaces sinks.tree)", &overrides.out);
+  options.String("jsonl", "PATH", "write documents as JSON lines to PATH (replaces sinks.jsonl)", &overrides.jsonl);
+  options.String("dead-letters", "PATH", "append dead letters to PATH (replaces dead_letters)",
+                 &overrides.dead_letters);
+  options.Bool("quiet", "no progress display and no summary; errors only", &run.quiet);
+  options.String("summary-json", "PATH", "write the final figures as JSON to PATH", &run.summary_json);
+  options.Int("metrics-port", "serve Prometheus metrics on this port (0 = any free one, printed)", &run.metrics_port,
+              0, 65535);
+  options.String("metrics-host", "ADDR", "the address the metrics server listens on", &run.metrics_host);
+  options.Duration("progress-interval", "time between status lines (default: 0.25s on a terminal, 5s otherwise)",
+                   &run.progress_interval);
+}
+
+void Complain(const std::string& message, const std::vector<std::string>& secrets) {
+  std::fprintf(stderr, "fanout: %s\n", Redact(message, secrets).c_str());
+}
+
+absl::Status MakeParent(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) return absl::UnavailableError(absl::StrFormat("cannot create directory \"%s\": %s", parent.string(), ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& contents) {
+  if (absl::Status s = MakeParent(path); !s.ok()) return s;
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << contents;
+    if (!out.flush()) return absl::UnavailableError(absl::StrFormat("cannot write \"%s\"", temp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);
+  if (ec) return absl::UnavailableError(absl::StrFormat("cannot write \"%s\": %s", path, ec.message()));
+  return absl::OkStatus();
+}
+
+// Runs the crawl `spec` describes, watched, and returns the exit code.
+int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string, std::string>> journal_meta) {
+  const std::vector<std::string>& secrets = spec.secrets;
+  // Sinks.
+  std::vector<Sink*> sinks;
+  std::unique_ptr<JsonLinesSink> jsonl;
+  std::unique_ptr<FileTreeSink> tree;
+  std::unique_ptr<DeadLetterLog> dead_letters;
+  auto fail = [&](const absl::Status& status, int code) {
+    Complain(std::string(status.message()), secrets);
+    return code;
+  };
+  if (!spec.output.jsonl.empty()) {
+    if (absl::Status s = MakeParent(spec.output.jsonl); !s.ok()) return fail(s, kExitError);
+    auto sink = JsonLinesSink::Open(spec.output.jsonl);
+    if (!sink.ok()) return fail(sink.status(), kExitError);
+    jsonl = *std::move(sink);
+    sinks.push_back(jsonl.get());
+  }
+  if (!spec.output.tree.empty()) {
+    auto sink = FileTreeSink::Open({.root = spec.output.tree});
+    if (!sink.ok()) return fail(sink.status(), kExitError);
+    tree = *std::move(sink);
+    sinks.push_back(tree.get());
+    if (spec.output.success_markers) spec.run.engine.success_markers = tree.get();
+  }
+  if (!spec.output.dead_letters.empty()) {
+    if (absl::Status s = MakeParent(spec.output.dead_letters); !s.ok()) return fail(s, kExitError);
+    auto log = DeadLetterLog::Open(spec.output.dead_letters);
+    if (!log.ok()) return fail(log.status(), kExitError);
+    dead_letters = *std::move(log);
+  }
+  if (sinks.empty() && !spec.output.sqlite) {
+    Complain("warning: the spec has no sinks (sinks.jsonl, sinks.tree or sinks.sqlite): documents are fetched and "
+             "counted, not kept",
+             secrets);
+  }
+  RunOptions& run = spec.run;
+  run.engine.max_duration = flags.max_duration;
+  run.engine.stop_grace = flags.stop_grace;
+  run.force_journal = flags.force;
+  run.journal_meta = std::move(journal_meta);
+  run.journal_records = spec.output.sqlite;
+  if (!run.journal.empty()) {
+    if (absl::Status s = MakeParent(run.journal); !s.ok()) return fail(s, kExitError);
+  }
+
+  // SIGINT / SIGTERM: the first stops gracefully (the journal keeps the
+  // rest), the second ends the process at once.
+  g_signals = 0;
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  auto crawl = BackgroundCrawl::Start(spec.plan, sinks, dead_letters.get(), run);
+  if (!crawl.ok()) {
+    const int code = crawl.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
+    return fail(crawl.status(), code);
+  }
+  std::unique_ptr<MetricsServer> metrics;
+  if (flags.metrics_port >= 0) {
+    BackgroundCrawl* raw = crawl->get();
+    auto server = MetricsServer::Start(flags.metrics_host, static_cast<uint16_t>(flags.metrics_port), [raw] {
+      std::optional<CrawlStats> stats = raw->Stats();
+      return stats.has_value() ? PrometheusText(*stats) : std::string();
+    });
+    if (!server.ok()) {
+      (*crawl)->Stop();
+      (void)(*crawl)->Wait();
+      return fail(server.status(), kExitError);
+    }
+    metrics = *std::move(server);
+    std::fprintf(stderr, "fanout: metrics at http://%s:%d/metrics\n", flags.metrics_host.c_str(), metrics->port());
+  }
+
+  const bool terminal = isatty(STDERR_FILENO) == 1;
+  ProgressDisplay progress(stderr, terminal);
+  const absl::Duration interval = flags.progress_interval > absl::ZeroDuration() ? flags.progress_interval
+                                  : terminal                                   ? absl::Milliseconds(250)
+                                                                               : absl::Seconds(5);
+  absl::Time next_progress = absl::Now() + interval;
+  int signals_seen = 0;
+  while (!(*crawl)->done()) {
+    absl::SleepFor(absl::Milliseconds(50));
+    const int signals = g_signals.load();
+    if (signals > signals_seen) {
+      if (signals_seen == 0) {
+        progress.Clear();
+        std::fprintf(stderr, "fanout: stopping: finishing requests in flight (again to quit at once)\n");
+        (*crawl)->Stop();
+      } else {
+        // The journal has everything committed; the rest is done again on resume.
+        std::signal(SIGINT, SIG_DFL);
+        std::signal(SIGTERM, SIG_DFL);
+        std::raise(SIGTERM);
+      }
+      signals_seen = signals;
+    }
+    if (!flags.quiet && absl::Now() >= next_progress) {
+      if (std::optional<CrawlStats> stats = (*crawl)->Stats()) progress.Show(*stats, absl::Now());
+      next_progress = absl::Now() + interval;
+    }
+  }
+  absl::StatusOr<CrawlResult> result = (*crawl)->Wait();
+  metrics.reset();
+  progress.Clear();
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  absl::Status closed = absl::OkStatus();
+  for (Sink* sink : sinks) closed.Update(sink->Close());
+  if (dead_letters != nullptr) closed.Update(dead_letters->Close());
+  if (!result.ok()) return fail(result.status(), kExitError);
+  if (!closed.ok()) return fail(closed, kExitError);
+
+  const CrawlStats& stats = result->stats;
+  const bool stopped = result->state == CrawlResult::State::kStopped;
+  const int code = stopped ? kExitMoreWork : stats.dead > 0 ? kExitDeadLetters : kExitDone;
+  const std::string state = stopped ? "stopped" : "done";
+  if (!flags.quiet) {
+    std::fputs(Redact(SummaryText(stats, state), secrets).c_str(), stderr);
+    if (stopped && !run.journal.empty()) {
+      std::fprintf(stderr, "fanout: work remains; go on with: fanout resume %s\n", run.journal.c_str());
+    } else if (stopped) {
+      std::fprintf(stderr, "fanout: work remains, but without a journal it cannot be resumed\n");
+    }
+    if (stats.dead > 0) {
+      std::fprintf(stderr, "fanout: %s tasks dead-lettered%s%s\n", Thousands(stats.dead).c_str(),
+                   spec.output.dead_letters.empty() ? "" : ", see ", spec.output.dead_letters.c_str());
+    }
+  }
+  if (!flags.summary_json.empty()) {
+    if (absl::Status s = WriteFile(flags.summary_json, Redact(SummaryJson(stats, state, code), secrets) + "\n");
+        !s.ok()) {
+      return fail(s, kExitError);
+    }
+  }
+  return code;
+}
+
+}  // namespace
+
+int CrawlCommand(const std::vector<std::string>& args) {
+  RunFlags flags;
+  Overrides overrides;
+  std::string journal;
+  Options options("crawl", "crawl SPEC [options]",
+                  "Crawls the API that SPEC (a JSON file, see docs/spec.md) describes, showing progress, and writes\n"
+                  "the documents to the spec's sinks. With a journal (the spec's \"journal\" or --journal) the crawl\n"
+                  "survives being stopped or killed: `fanout resume JOURNAL` goes on where it ended.\n"
+                  "Exit codes: 0 done, 1 error, 2 bad command line or spec, 3 stopped with work left, 4 done with\n"
+                  "dead letters.");
+  options.String("journal", "PATH", "journal file that makes the crawl resumable (replaces the spec's)", &journal);
+  options.Bool("force", "use a journal written for another spec's plan", &flags.force);
+  AddRunFlags(options, flags, overrides);
+  std::vector<std::string> positional;
+  if (auto code = options.ParseOrExit(args, &positional, 1, 1, "fanout")) return *code;
+  const std::string& spec_path = positional[0];
+  auto spec = LoadCrawlSpec(spec_path);
+  if (!spec.ok()) {
+    Complain(std::string(spec.status().message()), {});
+    return spec.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
+  }
+  overrides.Absolutize();
+  overrides.ApplyTo(*spec);
+  if (!journal.empty()) spec->run.journal = std::filesystem::absolute(journal).lexically_normal().string();
+  std::vector<std::pair<std::string, std::string>> meta;
+  if (!spec->run.journal.empty()) {
+    std::ifstream in(spec_path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    meta = {{kMetaSpec, text.str()},
+            {kMetaSpecPath, std::filesystem::absolute(spec_path).lexically_normal().string()},
+            {kMetaOverrides, overrides.Serialize()}};
+  }
+  return Run(*std::move(spec), flags, std::move(meta));
+}
+
+int ResumeCommand(const std::vector<std::string>& args) {
+  RunFlags flags;
+  Overrides overrides;
+  Options options("resume", "resume JOURNAL [options]",
+                  "Goes on with the crawl a journal recorded (as `fanout crawl` started it, with the same spec\n"
+                  "and command-line choices, which the journal keeps), until it is done or stopped again.\n"
+                  "Environment variables the spec's headers use are read again now. Exit codes as for crawl.");
+  AddRunFlags(options, flags, overrides);
+  std::vector<std::string> positional;
+  if (auto code = options.ParseOrExit(args, &positional, 1, 1, "fanout")) return *code;
+  const std::string journal = std::filesystem::absolute(positional[0]).lexically_normal().string();
+  auto summary = InspectJournal(journal);
+  if (!summary.ok()) {
+    Complain(std::string(summary.status().message()), {});
+    return kExitError;
+  }
+  std::optional<std::string> text, path, stored;
+  for (const auto& [key, value] : summary->meta) {
+    if (key == kMetaSpec) text = value;
+    if (key == kMetaSpecPath) path = value;
+    if (key == kMetaOverrides) stored = value;
+  }
+  if (!text.has_value() || !path.has_value()) {
+    Complain(absl::StrFormat("journal \"%s\" holds no spec (it was not written by `fanout crawl`); run the crawl "
+                             "that wrote it again with the same journal",
+                             journal),
+             {});
+    return kExitUsage;
+  }
+  SpecOptions spec_options;
+  spec_options.name = absl::StrFormat("%s (as stored in journal %s)", *path, journal);
+  spec_options.base_dir = std::filesystem::path(*path).parent_path().string();
+  auto spec = ParseCrawlSpec(*text, spec_options);
+  if (!spec.ok()) {
+    Complain(std::string(spec.status().message()), {});
+    return kExitUsage;
+  }
+  auto recorded = Overrides::Parse(stored.value_or(""));
+  if (!recorded.ok()) {
+    Complain(absl::StrFormat("journal \"%s\": %s", journal, recorded.status().message()), spec->secrets);
+    return kExitError;
+  }
+  overrides.Absolutize();
+  recorded->MergeFrom(overrides);
+  recorded->ApplyTo(*spec);
+  spec->run.journal = journal;
+  // Changed choices are kept for the next resume too.
+  return Run(*std::move(spec), flags, {{kMetaOverrides, recorded->Serialize()}});
+}
+
+}  // namespace fanout::cli
