@@ -115,6 +115,15 @@ struct Harness {
     loop.RunUntilIdle();
     ASSERT_TRUE(result.has_value()) << "the crawl never finished";
   }
+  // Crawls through `other` (a transport scripted by the test, on this loop)
+  // with default retries; nullopt if the crawl never finished.
+  std::optional<absl::StatusOr<CrawlResult>> RunThrough(FakeTransport& other, EngineOptions options) {
+    policy = *RetryPolicy::Create(&loop.clock(), RetryOptions{});
+    engine = *Engine::Create(Plan(), EngineParts{&loop, &other, &frontier, policy.get(), {&sink}}, std::move(options));
+    engine->Start([this](absl::StatusOr<CrawlResult> r) { result = std::move(r); });
+    loop.RunUntilIdle();
+    return result;
+  }
 };
 
 TEST(Engine, CrawlsEveryLeafOnce) {
@@ -283,15 +292,10 @@ TEST(Engine, ThrottlingPausesTheUpstream) {
     }
     return h.api.Handle(r);
   });
-  auto policy = *RetryPolicy::Create(&h.loop.clock(), RetryOptions{});
   EngineOptions options;
   options.rate = RateLimitSpec::PerSecond(100, 1);
   options.max_in_flight = 1;
-  auto engine = *Engine::Create(Plan(), EngineParts{&h.loop, &transport, &h.frontier, policy.get(), {&h.sink}},
-                                options);
-  std::optional<absl::StatusOr<CrawlResult>> result;
-  engine->Start([&](absl::StatusOr<CrawlResult> r) { result = std::move(r); });
-  h.loop.RunUntilIdle();
+  const std::optional<absl::StatusOr<CrawlResult>> result = h.RunThrough(transport, options);
   ASSERT_TRUE(result.has_value() && result->ok());
   EXPECT_EQ(h.records.size(), 4u);
   EXPECT_EQ((*result)->stats.levels[3].throttled, 1);
@@ -318,16 +322,11 @@ TEST(Engine, AdaptiveRateFollowsTheUpstreamsHeadersAndRefusals) {
     if (requests >= 20 && reply.result.ok()) reply.result->headers = {{"RateLimit-Remaining", "4"}, {"RateLimit-Reset", "2"}};
     return reply;
   });
-  auto policy = *RetryPolicy::Create(&h.loop.clock(), RetryOptions{});
   EngineOptions options;
   options.rate = RateLimitSpec::PerSecond(50, 1);
   options.max_in_flight = 1;
   options.adaptive = AdaptiveRateOptions{};
-  auto engine = *Engine::Create(Plan(), EngineParts{&h.loop, &transport, &h.frontier, policy.get(), {&h.sink}},
-                                options);
-  std::optional<absl::StatusOr<CrawlResult>> result;
-  engine->Start([&](absl::StatusOr<CrawlResult> r) { result = std::move(r); });
-  h.loop.RunUntilIdle();
+  const std::optional<absl::StatusOr<CrawlResult>> result = h.RunThrough(transport, options);
   ASSERT_TRUE(result.has_value() && result->ok());
   const CrawlStats& stats = (*result)->stats;
   EXPECT_EQ(h.records.size(), 20u);
@@ -337,7 +336,7 @@ TEST(Engine, AdaptiveRateFollowsTheUpstreamsHeadersAndRefusals) {
   EXPECT_EQ(stats.adaptive->decreases, 1);
   EXPECT_EQ(stats.adaptive->mode, RateMode::kHeaders);
   EXPECT_DOUBLE_EQ(stats.upstream_rate, 2);  // 4 remaining (none in flight) over 2 s
-  EXPECT_DOUBLE_EQ(engine->upstream_limiter()->rate_per_second(), 2);
+  EXPECT_DOUBLE_EQ(h.engine->upstream_limiter()->rate_per_second(), 2);
   // After the refusal nothing went out for 2 s; after the headers, no faster than 2/s.
   const auto& sent = transport.sent();
   ASSERT_GE(sent.size(), 25u);
