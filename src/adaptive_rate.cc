@@ -28,7 +28,9 @@ absl::Status OptionError(absl::string_view field, absl::string_view must, absl::
   return absl::InvalidArgumentError(absl::StrCat("adaptive rate: ", field, " must be ", must, ", got ", got));
 }
 
-bool Throttled(int status) { return status == 429 || status == 503; }
+// 503s without Retry-After are taken for overload, and so for refusals, when
+// they are at least this share of the window's responses (of enough of them).
+constexpr double kOverloadShare = 0.1;
 
 }  // namespace
 
@@ -108,23 +110,33 @@ AdaptiveRateController::AdaptiveRateController(RateLimiter* limiter, AdaptiveRat
 void AdaptiveRateController::Observe(const RateObservation& o) {
   const absl::Time now = o.received;
   const bool answered = o.status != 0;
-  const bool throttled = Throttled(o.status);
   if (answered) RecordLatency(o.received - o.sent);
-
-  // The window: drop what fell out of it.
-  const absl::Time window_start = now - options_.measure_window;
-  while (!samples_.empty() && samples_.front().sent < window_start) samples_.pop_front();
-  while (!pauses_.empty() && pauses_.front().second < window_start) pauses_.pop_front();
-  if (answered) {
-    samples_.push_back({o.sent, !throttled});
-    first_sent_ = std::min(first_sent_, o.sent);
-  }
 
   RateLimitHeaders headers;
   if (options_.use_rate_limit_headers && o.headers != nullptr && !o.headers->empty()) {
     headers = ParseRateLimitHeaders(*o.headers, limiter_->clock()->WallNow(), options_.max_pause);
     if (!headers.empty()) last_headers_ = headers;
   }
+  const bool retry_after = headers.retry_after.has_value() ||
+                           (o.headers != nullptr && FindHeader(*o.headers, "retry-after").has_value());
+  const bool unavailable = o.status == 503 && !retry_after;
+
+  // The window: drop what fell out of it.
+  const absl::Time window_start = now - options_.measure_window;
+  while (!samples_.empty() && samples_.front().sent < window_start) {
+    unavailable_in_window_ -= samples_.front().unavailable ? 1 : 0;
+    samples_.pop_front();
+  }
+  while (!pauses_.empty() && pauses_.front().second < window_start) pauses_.pop_front();
+  if (answered) {
+    samples_.push_back({o.sent, o.status != 429 && o.status != 503, unavailable});
+    unavailable_in_window_ += unavailable ? 1 : 0;
+    first_sent_ = std::min(first_sent_, o.sent);
+  }
+  const bool overloaded = unavailable && static_cast<int64_t>(samples_.size()) >= kMinMeasureSamples &&
+                          static_cast<double>(unavailable_in_window_) >=
+                              kOverloadShare * static_cast<double>(samples_.size());
+  const bool throttled = o.status == 429 || (o.status == 503 && (retry_after || overloaded));
 
   const int64_t decreases_before = decreases_;
   if (throttled) {

@@ -105,7 +105,7 @@ TEST(AdaptiveRate, HalvesWhenNothingBetterIsKnownAndCutsOncePerEpisode) {
   // the first, the cut is gentler.
   const absl::Time sent = clock.Now();
   clock.Advance(absl::Milliseconds(5));
-  controller->Observe(Response(503, nullptr, sent, clock.Now()));
+  controller->Observe(Response(429, nullptr, sent, clock.Now()));
   EXPECT_DOUBLE_EQ(limiter->rate_per_second(), 50 * 0.85);
   EXPECT_EQ(controller->State().decreases, 2);
 }
@@ -119,6 +119,46 @@ TEST(AdaptiveRate, TransportErrorsAndOtherStatusesDoNotCut) {
   }
   EXPECT_DOUBLE_EQ(limiter->rate_per_second(), 100);
   EXPECT_EQ(controller->State().throttled, 0);
+}
+
+// A vendor's occasional 503 is an error, not a limit: it costs no pace. A
+// 503 with Retry-After is a refusal; so are 503s that are a tenth or more of
+// the recent responses (overload).
+TEST(AdaptiveRate, OnlyRefusingOrOverloaded503sCut) {
+  FakeClock clock;
+  auto limiter = Limiter(&clock, 100);
+  auto controller = Controller(limiter.get());
+  // 2% of 500 responses are 503s without Retry-After.
+  for (int i = 0; i < 500; ++i) {
+    const absl::Time sent = clock.Now();
+    clock.Advance(absl::Milliseconds(10));
+    controller->Observe(Response(i % 50 == 49 ? 503 : 200, nullptr, sent, clock.Now()));
+  }
+  EXPECT_DOUBLE_EQ(limiter->rate_per_second(), 100);
+  EXPECT_EQ(controller->State().throttled, 0);
+  EXPECT_EQ(controller->State().decreases, 0);
+
+  // With Retry-After it is a refusal.
+  const Headers retry_after = {{"Retry-After", "1"}};
+  absl::Time sent = clock.Now();
+  clock.Advance(absl::Milliseconds(10));
+  controller->Observe(Response(503, &retry_after, sent, clock.Now()));
+  EXPECT_EQ(controller->State().throttled, 1);
+  EXPECT_EQ(controller->State().decreases, 1);
+  const double after_refusal = limiter->rate_per_second();
+  EXPECT_LT(after_refusal, 100);
+
+  // An overloaded upstream: a 503 in every three responses.
+  auto overloaded_limiter = Limiter(&clock, 100);
+  auto overloaded = Controller(overloaded_limiter.get());
+  for (int i = 0; i < 60; ++i) {
+    sent = clock.Now();
+    clock.Advance(absl::Milliseconds(10));
+    overloaded->Observe(Response(i % 3 == 2 ? 503 : 200, nullptr, sent, clock.Now()));
+  }
+  EXPECT_GT(overloaded->State().throttled, 0);
+  EXPECT_GE(overloaded->State().decreases, 1);
+  EXPECT_LT(overloaded_limiter->rate_per_second(), 100);
 }
 
 TEST(AdaptiveRate, NeverBelowTheFloor) {

@@ -12,7 +12,7 @@
 //    with a margin for the arrival jitter, which is measured from the spread
 //    of response latencies and raises the margin when larger than declared.
 //  - Otherwise AIMD, for when the true limit is unknown or lower than the
-//    configured rate: on a 429 or 503 the rate is cut once per episode
+//    configured rate: on a refusal the rate is cut once per episode
 //    (responses to requests sent before the last cut are the same episode);
 //    the cut goes to the accepted-response rate measured over the recent
 //    window when that shows the upstream refusing a share of our requests,
@@ -21,6 +21,12 @@
 //    without refusals the rate creeps up again by `probe_per_second` of
 //    itself each second (a failed probe doubles the next delay), never above
 //    the configured rate and never below `min_rate`.
+//
+// A refusal is a 429, or a 503 with Retry-After. A 503 without one is an
+// error like a 500 (the retry policy's business) unless 503s make up a
+// tenth or more of the recent window's responses: then the upstream is
+// overloaded and it counts as a refusal too. So a vendor's occasional 503
+// never costs the crawl its pace.
 //
 // The rate in force is the lowest of the configured rate (the limiter's rate
 // when the controller was created, or the model's pace), the header pace, and
@@ -106,7 +112,7 @@ struct AdaptiveRateState {
   double rate_per_second = 0;        // the limiter's rate now
   double configured_rate = 0;        // the ceiling
   RateMode mode = RateMode::kConfigured;
-  int64_t throttled = 0;             // 429 and 503 responses seen
+  int64_t throttled = 0;             // refusals seen (see above)
   int64_t decreases = 0;             // AIMD cuts (episodes)
   absl::Time paused_until = absl::InfinitePast();  // the latest pause's end
   absl::Duration jitter;             // measured latency spread (p99 - min)
@@ -151,9 +157,11 @@ class AdaptiveRateController {
   // Requests answered within measure_window, by send time: accepted or not.
   struct Sample {
     absl::Time sent;
-    bool accepted;
+    bool accepted;     // not a 429 or 503
+    bool unavailable;  // a 503 without Retry-After
   };
   std::deque<Sample> samples_;
+  int64_t unavailable_in_window_ = 0;  // samples_ that are 503s without Retry-After
   // Pauses within the window (start, end), for the time we could send.
   std::deque<std::pair<absl::Time, absl::Time>> pauses_;
   absl::Time first_sent_ = absl::InfiniteFuture();
