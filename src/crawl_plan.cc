@@ -329,6 +329,7 @@ absl::StatusOr<std::string> FirstPageUrl(const CrawlPlan& plan, size_t level, co
 
 struct ListingExtractor::Parser {
   simdjson::ondemand::parser parser;
+  simdjson::dom::parser validator;
   simdjson::padded_string scratch;
 };
 
@@ -382,6 +383,18 @@ const char* TypeName(simdjson::ondemand::json_type type) {
 }
 
 }  // namespace
+
+absl::Status ListingExtractor::CheckJson(const CrawlPlan& plan, size_t level, const std::string& url,
+                                        const Response& response) {
+  simdjson::dom::element ignored;
+  const simdjson::error_code error =
+      parser_->validator.parse(response.body.data(), response.body.size()).get(ignored);
+  if (error == simdjson::SUCCESS) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat("level \"%s\": not one valid JSON document (%s) in response of GET "
+                                                    "%s (%d, %d bytes)",
+                                                    plan.levels.at(level).name, simdjson::error_message(error), url,
+                                                    response.status, response.body.size()));
+}
 
 absl::StatusOr<ListingPage> ListingExtractor::Extract(const CrawlPlan& plan, size_t level_index,
                                                       const std::string& url, const Response& response) {

@@ -350,6 +350,11 @@ void Engine::Impl::OnResponse(Task task, absl::StatusOr<Response> result, absl::
 std::optional<Outcome> Engine::Impl::Accept(Task& task, Response& response) {
   LevelState& level = levels_[task.level];
   if (plan_.is_leaf(task.level)) {
+    if (plan_.levels[task.level].expect_json) {
+      if (absl::Status s = extractor_.CheckJson(plan_, task.level, task.url, response); !s.ok()) {
+        return Outcome::InvalidResponse(response.status, std::string(s.message()));
+      }
+    }
     Record record;
     record.path = std::move(task.path);  // the task is finished with either way
     record.url = std::move(task.url);

@@ -583,7 +583,7 @@ absl::Status SpecReader::ReadLevel(dom::element value, const std::string& path, 
   auto object = Object(value, path);
   if (!object.ok()) return object.status();
   if (absl::Status s =
-          CheckKeys(*object, path, {"name", "url", "items", "id", "bind", "capture", "pagination", "limits"});
+          CheckKeys(*object, path, {"name", "url", "items", "id", "bind", "capture", "pagination", "limits", "format"});
       !s.ok()) {
     return s;
   }
@@ -621,6 +621,14 @@ absl::Status SpecReader::ReadLevel(dom::element value, const std::string& path, 
   }
   if (object->at_key("pagination").get(field) == simdjson::SUCCESS) {
     if (absl::Status s = ReadPagination(field, Join(path, "pagination"), level.pagination); !s.ok()) return s;
+  }
+  if (object->at_key("format").get(field) == simdjson::SUCCESS) {
+    auto format = String(field, Join(path, "format"));
+    if (!format.ok()) return format.status();
+    if (*format != "json" && *format != "raw") {
+      return Error(Join(path, "format"), absl::StrCat("expected \"json\" or \"raw\", got \"", *format, "\""));
+    }
+    level.expect_json = *format == "json";
   }
   if (object->at_key("limits").get(field) == simdjson::SUCCESS) {
     if (absl::Status s = ReadLimits(field, Join(path, "limits"), &level.rate, &level.max_in_flight, nullptr);
@@ -719,6 +727,9 @@ absl::StatusOr<CrawlSpec> SpecReader::Read(std::string_view json) {
     const std::string path = absl::StrCat("levels[", i, "]");
     if (absl::Status s = ReadLevel(level, path, parsed); !s.ok()) return s;
     const bool leaf = i + 1 == levels.size();
+    if (!leaf && level.at_key("format").error() == simdjson::SUCCESS) {
+      return Error(Join(path, "format"), "only the last level (the leaf) has a format: listings are always JSON");
+    }
     if (!leaf && parsed.bind.empty()) {
       return Error(Join(path, "bind"), "required for a listing level (the placeholder its ids fill below)");
     }

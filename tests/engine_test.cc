@@ -37,6 +37,7 @@ struct FakeApi {
   std::set<std::string> poison_leaves;     // "t1/w1/g1": always 500
   std::set<std::string> malformed_lists;   // "t1/w1": groups listing is not JSON
   std::map<std::string, int> fail_first;   // url path -> failures (503) before success
+  std::map<std::string, int> cut_first;    // "t1/w1/g1" -> leaf bodies cut short (200) before a whole one
   std::map<std::string, int> seen;         // url (without query) -> requests
 
   std::string Listing(const std::string& prefix, int count, int cursor) const {
@@ -69,6 +70,9 @@ struct FakeApi {
     }
     const std::string key = parts[1] + "/" + parts[3] + "/" + parts[5];
     if (poison_leaves.contains(key)) return FakeTransport::Json("{}", 500);
+    if (auto it = cut_first.find(key); it != cut_first.end() && count <= it->second) {
+      return FakeTransport::Json(absl::StrCat("{\"leaf\":\"", key.substr(0, 3)));
+    }
     return FakeTransport::Json(absl::StrCat("{\"leaf\":\"", key, "\"}"));
   }
 };
@@ -276,6 +280,34 @@ TEST(Engine, MalformedListingIsDeadLetteredWithAClearReason) {
   EXPECT_THAT(line, HasSubstr("level \\\"groups\\\""));
   EXPECT_THAT(line, HasSubstr("/troops/t2/warriors/w1/groups"));
   EXPECT_THAT(line, HasSubstr("out of attempts (2 of 2)"));
+}
+
+// A leaf document cut short (a 200 whose body is not whole JSON) is never
+// written: it is an invalid response, retried; unless the leaf is declared
+// not to be JSON.
+TEST(Engine, LeafDocumentsMustBeWholeJson) {
+  Harness h;
+  h.api.cut_first = {{"t1/w1/g1", 1}, {"t3/w2/g2", 2}};
+  h.Build();
+  h.Run();
+  ASSERT_TRUE(h.result->ok()) << h.result->status();
+  ASSERT_EQ(h.records.size(), 12u);
+  for (const Record& record : h.records) EXPECT_THAT(record.body, ::testing::EndsWith("\"}")) << record.Key();
+  EXPECT_EQ((*h.result)->stats.levels[3].invalid, 3);
+  EXPECT_EQ((*h.result)->stats.levels[3].retries, 3);
+
+  Harness raw;
+  raw.api.cut_first = {{"t1/w1/g1", 1}};
+  CrawlPlan plan = Plan();
+  plan.levels[3].expect_json = false;
+  raw.policy = *RetryPolicy::Create(&raw.loop.clock(), RetryOptions{});
+  raw.engine = *Engine::Create(plan, EngineParts{&raw.loop, &raw.transport, &raw.frontier, raw.policy.get(), {&raw.sink}});
+  raw.Run();
+  ASSERT_TRUE(raw.result->ok()) << raw.result->status();
+  EXPECT_EQ((*raw.result)->stats.levels[3].invalid, 0);
+  int cut = 0;
+  for (const Record& record : raw.records) cut += record.body == "{\"leaf\":\"t1/";
+  EXPECT_EQ(cut, 1);
 }
 
 TEST(Engine, ThrottlingPausesTheUpstream) {

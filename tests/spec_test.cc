@@ -89,6 +89,7 @@ TEST(CrawlSpec, ReadsEveryField) {
   EXPECT_EQ(groups.pagination.limit, 50);
   EXPECT_THAT(groups.capture, ElementsAre("region"));
   EXPECT_EQ(spec->plan.levels[3].name, "data");
+  EXPECT_TRUE(spec->plan.levels[3].expect_json);
 
   EXPECT_EQ(spec->output.jsonl, "/work/specs/out/data.jsonl");
   EXPECT_EQ(spec->output.tree, "/abs/tree");
@@ -293,6 +294,9 @@ TEST(CrawlSpec, EveryValidationErrorNamesTheKeyPath) {
        "levels[3].items: the last level is the leaf (its documents are the output): it has no items"},
       {{{"{group}/data", "{grop}/data"}}, R"(placeholder {grop})"},
       {{{R"("tree": "/abs/tree", )", ""}}, "sinks.success_markers: needs sinks.tree"},
+      {{{R"(/data"})", R"(/data", "format": "csv"})"}}, R"(levels[3].format: expected "json" or "raw", got "csv")"},
+      {{{R"("name": "troops", )", R"("name": "troops", "format": "raw", )"}},
+       "levels[0].format: only the last level (the leaf) has a format"},
       {{{R"("jsonl": "out/data.jsonl")", R"("jsonl": "")"}}, "sinks.jsonl: must not be empty"},
       {{{R"("sqlite": true)", R"("sqlite": true, "s3": "bucket")"}}, "sinks.s3: unknown key"},
       {{{R"("journal": "crawl.journal",)", ""}}, "sinks.sqlite: records go into the journal's own transaction"},

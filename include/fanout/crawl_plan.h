@@ -101,6 +101,11 @@ struct Level {
   // the same name (strings or numbers).
   std::vector<std::string> capture;
   Pagination pagination;
+  // The leaf only: whether its documents must be one valid JSON document. One
+  // that is not (cut short by a broken upstream, an HTML error page with a
+  // 200) is then an invalid response, retried like a failed request, instead
+  // of being written. Turn off for leaves that are not JSON (CSV, binary).
+  bool expect_json = true;
   // This level's own limits, on top of the global ones.
   std::optional<RateLimitSpec> rate;
   int max_in_flight = 0;  // 0 = no level cap
@@ -157,6 +162,11 @@ class ListingExtractor {
   // origin than the plan's base is refused unless the plan allows it.
   absl::StatusOr<ListingPage> Extract(const CrawlPlan& plan, size_t level, const std::string& url,
                                       const Response& response);
+
+  // OK if the response body is one valid JSON document; else InvalidArgument
+  // naming the level, URL and simdjson's complaint. Validates the whole
+  // document (simdjson's DOM parser, at GB/s), allocating nothing once warm.
+  absl::Status CheckJson(const CrawlPlan& plan, size_t level, const std::string& url, const Response& response);
 
  private:
   struct Parser;
