@@ -23,8 +23,19 @@ class LatencyHistogram {
     bucket = std::min(bucket, counts_.size() - 1);
     ++counts_[bucket];
     ++total_;
+    sum_ += d;
     max_ = std::max(max_, d);
   }
+  // Responses in buckets whose upper bound is at most `bound`.
+  int64_t AtMost(absl::Duration bound) const {
+    int64_t n = 0;
+    for (size_t i = 0; i < counts_.size() && absl::Microseconds(kFirstUs * std::pow(kGrowth, i)) <= bound; ++i) {
+      n += counts_[i];
+    }
+    return n;
+  }
+  int64_t total() const { return total_; }
+  absl::Duration sum() const { return sum_; }
   // The upper bound of the bucket holding quantile q (0 < q <= 1).
   absl::Duration Quantile(double q) const {
     if (total_ == 0) return absl::ZeroDuration();
@@ -43,6 +54,7 @@ class LatencyHistogram {
   static constexpr double kGrowth = 1.25;
   std::array<int64_t, 80> counts_{};
   int64_t total_ = 0;
+  absl::Duration sum_ = absl::ZeroDuration();
   absl::Duration max_ = absl::ZeroDuration();
 };
 
@@ -542,6 +554,9 @@ CrawlStats Engine::Impl::Stats() const {
     level.latency_p90 = levels_[i].latency.Quantile(0.9);
     level.latency_p99 = levels_[i].latency.Quantile(0.99);
     level.latency_max = levels_[i].latency.max();
+    for (absl::Duration bound : kLatencyBounds) level.latency_at_most.push_back(levels_[i].latency.AtMost(bound));
+    level.latency_count = levels_[i].latency.total();
+    level.latency_sum = levels_[i].latency.sum();
     stats.levels.push_back(std::move(level));
   }
   stats.discovered = counts.discovered;

@@ -94,15 +94,21 @@ std::string PrometheusText(const CrawlStats& stats) {
                  static_cast<double>(count));
     }
   }
-  out.Family("fanout_request_duration_seconds", "summary",
-             "Time from sending a request to its response, by level (quantiles of the whole run).");
+  out.Family("fanout_request_duration_seconds", "histogram",
+             "Time from sending a request to its response, by level.");
   for (const LevelStats& level : stats.levels) {
-    const std::pair<const char*, absl::Duration> quantiles[] = {
-        {"0.5", level.latency_p50}, {"0.9", level.latency_p90}, {"0.99", level.latency_p99}, {"1", level.latency_max}};
-    for (const auto& [q, d] : quantiles) {
-      out.Sample("fanout_request_duration_seconds",
-                 absl::StrCat("level=\"", Label(level.name), "\",quantile=\"", q, "\""), absl::ToDoubleSeconds(d));
+    const std::string name = Label(level.name);
+    for (size_t i = 0; i < std::size(kLatencyBounds) && i < level.latency_at_most.size(); ++i) {
+      out.Sample("fanout_request_duration_seconds_bucket",
+                 absl::StrCat("level=\"", name, "\",le=\"", absl::ToDoubleSeconds(kLatencyBounds[i]), "\""),
+                 static_cast<double>(level.latency_at_most[i]));
     }
+    out.Sample("fanout_request_duration_seconds_bucket", absl::StrCat("level=\"", name, "\",le=\"+Inf\""),
+               static_cast<double>(level.latency_count));
+    out.Sample("fanout_request_duration_seconds_sum", absl::StrCat("level=\"", name, "\""),
+               absl::ToDoubleSeconds(level.latency_sum));
+    out.Sample("fanout_request_duration_seconds_count", absl::StrCat("level=\"", name, "\""),
+               static_cast<double>(level.latency_count));
   }
   out.Family("fanout_tasks_discovered_total", "counter", "Tasks discovered: roots, children and next pages.");
   out.Sample("fanout_tasks_discovered_total", "", static_cast<double>(stats.discovered));

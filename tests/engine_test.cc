@@ -143,6 +143,15 @@ TEST(Engine, CrawlsEveryLeafOnce) {
   EXPECT_EQ(keys.size(), 12u);
   EXPECT_TRUE(keys.contains("troops/t2/warriors/w1/groups/g2"));
   EXPECT_EQ(result.stats.records, 12);
+  // Every response took the fake transport's 10 ms: the histogram has the 12
+  // leaves between its 5 ms and 25 ms bounds (bounds 2 and 4).
+  const LevelStats& leaves = result.stats.levels[3];
+  EXPECT_EQ(leaves.latency_count, 12);
+  EXPECT_EQ(leaves.latency_sum, absl::Milliseconds(120));
+  ASSERT_EQ(leaves.latency_at_most.size(), std::size(kLatencyBounds));
+  EXPECT_EQ(leaves.latency_at_most[2], 0);
+  EXPECT_EQ(leaves.latency_at_most[4], 12);
+  EXPECT_EQ(leaves.latency_at_most.back(), 12);
   // 1 troops page + 3 warriors pages + 6 groups pages + 12 leaves.
   EXPECT_EQ(result.stats.discovered, 22);
   EXPECT_EQ(result.stats.succeeded, 22);

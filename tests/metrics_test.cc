@@ -21,7 +21,11 @@ CrawlStats Sample() {
   groups.requests = 24000;
   groups.responses_2xx = 23990;
   groups.responses_5xx = 10;
-  groups.latency_p50 = absl::Microseconds(1500);
+  groups.latency_at_most.assign(std::size(kLatencyBounds), 0);
+  groups.latency_at_most[1] = 7;  // <= 2.5 ms
+  for (size_t i = 2; i < groups.latency_at_most.size(); ++i) groups.latency_at_most[i] = 9;
+  groups.latency_count = 10;
+  groups.latency_sum = absl::Milliseconds(30);
   LevelStats odd;
   odd.name = "we\"ird\\name";
   stats.levels = {groups, odd};
@@ -36,7 +40,13 @@ TEST(PrometheusText, IsTheExpositionFormat) {
   EXPECT_THAT(text, HasSubstr("# TYPE fanout_requests_total counter\n"));
   EXPECT_THAT(text, HasSubstr("fanout_requests_total{level=\"groups\"} 24000\n"));
   EXPECT_THAT(text, HasSubstr("fanout_responses_total{level=\"groups\",class=\"5xx\"} 10\n"));
-  EXPECT_THAT(text, HasSubstr("fanout_request_duration_seconds{level=\"groups\",quantile=\"0.5\"} 0.0015\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE fanout_request_duration_seconds histogram\n"));
+  EXPECT_THAT(text, HasSubstr("fanout_request_duration_seconds_bucket{level=\"groups\",le=\"0.001\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("fanout_request_duration_seconds_bucket{level=\"groups\",le=\"0.0025\"} 7\n"));
+  EXPECT_THAT(text, HasSubstr("fanout_request_duration_seconds_bucket{level=\"groups\",le=\"60\"} 9\n"));
+  EXPECT_THAT(text, HasSubstr("fanout_request_duration_seconds_bucket{level=\"groups\",le=\"+Inf\"} 10\n"));
+  EXPECT_THAT(text, HasSubstr("fanout_request_duration_seconds_sum{level=\"groups\"} 0.03\n"));
+  EXPECT_THAT(text, HasSubstr("fanout_request_duration_seconds_count{level=\"groups\"} 10\n"));
   EXPECT_THAT(text, HasSubstr("fanout_tasks_discovered_total 123456789\n"));  // whole, never 1.23e+08
   EXPECT_THAT(text, HasSubstr("fanout_upstream_rate 497.5\n"));
   EXPECT_THAT(text, HasSubstr("fanout_requests_total{level=\"we\\\"ird\\\\name\"} 0\n"));  // label escaped

@@ -60,7 +60,20 @@ struct LevelStats {
   int64_t pending = 0;
   int64_t bytes = 0;             // response bodies
   absl::Duration latency_p50, latency_p90, latency_p99, latency_max;
+  // The latency histogram, cumulative as Prometheus has it: for each bound of
+  // kLatencyBounds, the responses that took at most that long (to the
+  // precision of the engine's internal buckets, 25% wide); and in all.
+  std::vector<int64_t> latency_at_most;
+  int64_t latency_count = 0;
+  absl::Duration latency_sum;
 };
+
+// The bounds of LevelStats::latency_at_most: 1 ms to 60 s.
+inline constexpr absl::Duration kLatencyBounds[] = {
+    absl::Milliseconds(1),   absl::Microseconds(2500), absl::Milliseconds(5),   absl::Milliseconds(10),
+    absl::Milliseconds(25),  absl::Milliseconds(50),  absl::Milliseconds(100), absl::Milliseconds(250),
+    absl::Milliseconds(500), absl::Seconds(1),        absl::Milliseconds(2500),     absl::Seconds(5),
+    absl::Seconds(10),       absl::Seconds(30),       absl::Seconds(60)};
 
 struct CrawlStats {
   std::vector<LevelStats> levels;

@@ -22,7 +22,8 @@ namespace fanout {
 // The exposition of `stats`: per level (label level="name") the requests,
 // responses by status class, transport errors, invalid responses, throttled
 // responses, retries, successes, dead letters, in flight, pending, bytes and
-// latency quantiles; overall the discovered tasks, records and elapsed time.
+// the latency histogram (1 ms to 60 s); overall the discovered tasks, records,
+// the upstream's rate and elapsed time.
 // Every family has its # HELP and # TYPE lines; names start with "fanout_".
 std::string PrometheusText(const CrawlStats& stats);
 

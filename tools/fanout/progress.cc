@@ -120,7 +120,10 @@ void ProgressDisplay::Show(const CrawlStats& stats, absl::Time now) {
     ++lines;
   }
   if (stats.upstream_rate > 0) {
-    absl::StrAppendFormat(&block, "\x1b[2K  upstream rate %.1f/s\n", stats.upstream_rate);
+    absl::StrAppendFormat(&block, "\x1b[2K  upstream rate %.1f/s%s\n", stats.upstream_rate,
+                          stats.adaptive.has_value()
+                              ? absl::StrCat(" (adaptive: ", RateModeName(stats.adaptive->mode), ")")
+                              : std::string());
     ++lines;
   }
   for (; lines < lines_drawn_; ++lines) block += "\x1b[2K\n";  // wipe what a longer block left
