@@ -17,6 +17,7 @@ packages=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   libsqlite3-dev         # the durable journal
+  nginx-light            # a real nginx limit_req upstream for the adaptive rate tests
 )
 
 missing=()
