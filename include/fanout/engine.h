@@ -133,7 +133,9 @@ struct EngineOptions {
   // After a stop, how long in-flight requests may take to finish before they
   // are abandoned (returned to pending).
   absl::Duration stop_grace = absl::Seconds(10);
-  // Called on the loop when a listing's subtree completes.
+  // Called on the loop when a listing's subtree completes. Only subtrees whose
+  // listing was fetched in this run are reported: the bookkeeping is in
+  // memory, so one begun before a crash is not reported after the resume.
   std::function<void(const SubtreeDone&)> on_subtree_done;
   // Writes "_SUCCESS" with the subtree's counts under its prefix in this sink
   // when a subtree completes (optional; must also be among the sinks).

@@ -27,7 +27,8 @@ int MockApiCommand(const std::vector<std::string>& args, std::string_view progra
   Options options("mock-api", "mock-api [options]",
                   "Serves a mock hierarchical vendor API (troops -> warriors -> groups -> data) on loopback, with\n"
                   "its own rate limit and injected faults, for fanout's demo, tests and benchmarks. Prints\n"
-                  "\"listening on http://HOST:PORT\" first; on SIGINT or SIGTERM prints its /_stats JSON and exits.");
+                  "\"listening on http://HOST:PORT\" first; on SIGINT or SIGTERM prints its /_stats JSON and exits.\n"
+                  "GET /_stats shows what it saw; /_control?rate=R[&burst=B] changes its limit while it serves.");
   options.Int("troops", "troops in the tree", &o.troops, 1, 50'000'000);
   options.Int("warriors", "warriors per troop", &o.warriors, 1, 50'000'000);
   options.Int("groups", "groups per warrior (leaves = troops x warriors x groups)", &o.groups, 1, 50'000'000);
@@ -35,6 +36,9 @@ int MockApiCommand(const std::vector<std::string>& args, std::string_view progra
   options.String("pagination", "STYLE", "listing pagination: cursor, next_url, link, page or offset", &pagination);
   options.Double("rate", "the server's rate limit over all API requests, requests/s (0 = unlimited)", &o.rate, 0, 1e9);
   options.Int("burst", "burst of the rate limits", &o.burst, 1, 1'000'000);
+  options.Bool("rate-limit-headers", "describe the global limit in RateLimit-Limit/Remaining/Reset and RateLimit-Policy",
+               &o.rate_limit_headers);
+  options.Bool("x-rate-limit-headers", "describe it in X-RateLimit-Limit/Remaining/Reset", &o.x_rate_limit_headers);
   options.Double("level-rate", "an additional rate limit per level, requests/s (0 = none)", &o.level_rate, 0, 1e9);
   options.Double("error-rate", "fraction of requests answered 500 or 503", &o.error_rate, 0, 1);
   options.Double("reset-rate", "fraction of requests whose connection is reset without a response", &o.reset_rate, 0,
