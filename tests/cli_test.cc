@@ -185,6 +185,11 @@ TEST(FanoutCommand, ResumesAfterKill) {
   EXPECT_EQ(keys.size(), 400u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), 400u);
   EXPECT_EQ(CountFiles(dir + "/out/tree", "data.json"), 400u);
+  // Crawling again with the same journal goes on from it: nothing to do.
+  Outcome again = Fanout(dir, {"crawl", dir + "/spec.json"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_THAT(again.err, HasSubstr("nothing to do; remove the journal for a fresh crawl"));
+  EXPECT_EQ(Keys(dir + "/out/data.jsonl").size(), 400u);
   status = Fanout(dir, {"status", dir + "/out/crawl.journal", "--json"});
   EXPECT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, HasSubstr("\"state\":\"finished\",\"pending\":0,"));

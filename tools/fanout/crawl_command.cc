@@ -347,6 +347,23 @@ int CrawlCommand(const std::vector<std::string>& args) {
             {kMetaSpecPath, std::filesystem::absolute(spec_path).lexically_normal().string()},
             {kMetaOverrides, overrides.Serialize()}};
   }
+  // An existing journal goes on where it ended: say so, since a crawl that
+  // had finished then has nothing left to do.
+  if (!spec->run.journal.empty() && std::filesystem::exists(spec->run.journal) && !flags.quiet) {
+    if (auto summary = InspectJournal(spec->run.journal); summary.ok()) {
+      int64_t pending = 0, finished = 0;
+      for (const auto& level : summary->levels) {
+        pending += level.pending;
+        finished += level.done + level.dead;
+      }
+      if (finished > 0) {
+        std::fprintf(stderr, "fanout: journal %s exists: going on from %s finished tasks (%s%s)\n",
+                     spec->run.journal.c_str(), Thousands(finished).c_str(),
+                     pending > 0 ? Thousands(pending).c_str() : "none",
+                     pending > 0 ? " pending" : " pending: nothing to do; remove the journal for a fresh crawl");
+      }
+    }
+  }
   return Run(*std::move(spec), flags, std::move(meta));
 }
 
