@@ -308,9 +308,7 @@ void Engine::Impl::OnResponse(Task task, absl::StatusOr<Response> result, absl::
   // the upstream and not just at our door.
   if (const int extra = RequestsSent(result) - 1; extra > 0) {
     level.stats.extra_requests += extra;
-    for (const auto& limiter : level.limits.rate_limiters()) {
-      (void)limiter->Reserve(std::min<int64_t>(extra, limiter->burst()), now);
-    }
+    level.limits.Charge(extra, now);
   }
   if (adaptive_ != nullptr) {
     adaptive_->Observe({.status = result.ok() ? result->status : 0,

@@ -54,6 +54,8 @@ void Permit::Release() {
 
 void Limits::Add(std::shared_ptr<RateLimiter> limiter) { rate_limiters_.push_back(std::move(limiter)); }
 
+void Limits::Add(std::shared_ptr<RateLimit> limit) { other_rate_limits_.push_back(std::move(limit)); }
+
 void Limits::Add(std::shared_ptr<ConcurrencyLimiter> limiter) {
   concurrency_limiters_.push_back(std::move(limiter));
 }
@@ -62,12 +64,10 @@ Admission Limits::TryAcquire(int64_t cost, absl::Time now) {
   Admission admission;
   // A cost no member could ever grant is reported as such, not as a wait.
   for (const auto& limiter : rate_limiters_) {
-    if (cost < 0 || cost > limiter->burst()) {
-      admission.verdict = Admission::Verdict::kImpossible;
-      admission.wait = absl::InfiniteDuration();
-      admission.blocked_by = limiter->name();
-      return admission;
-    }
+    if (cost < 0 || cost > limiter->burst()) return Impossible(limiter->name());
+  }
+  for (const auto& limit : other_rate_limits_) {
+    if (cost < 0 || cost > limit->burst()) return Impossible(limit->name());
   }
   // Concurrency first: a slot is cheaper to give back than a token.
   for (const auto& slot : concurrency_limiters_) {
@@ -80,19 +80,48 @@ Admission Limits::TryAcquire(int64_t cost, absl::Time now) {
     }
     admission.permit.slots_.push_back(slot.get());
   }
+  // In-process members before the others: a refusal here costs no round trip.
   for (size_t i = 0; i < rate_limiters_.size(); ++i) {
     if (rate_limiters_[i]->TryAcquire(cost, now)) continue;
     for (size_t j = 0; j < i; ++j) rate_limiters_[j]->Refund(cost);
-    admission.permit.Release();
-    admission.verdict = Admission::Verdict::kRateLimited;
-    admission.blocked_by = rate_limiters_[i]->name();
-    admission.wait = absl::ZeroDuration();
-    for (const auto& limiter : rate_limiters_) {
-      admission.wait = std::max(admission.wait, limiter->TimeUntilAvailable(cost, now));
-    }
-    return admission;
+    return RateLimited(std::move(admission), rate_limiters_[i]->name(), cost, now, 0);
+  }
+  for (size_t i = 0; i < other_rate_limits_.size(); ++i) {
+    if (other_rate_limits_[i]->TryAcquire(cost, now)) continue;
+    for (const auto& limiter : rate_limiters_) limiter->Refund(cost);
+    for (size_t j = 0; j < i; ++j) other_rate_limits_[j]->Refund(cost);
+    return RateLimited(std::move(admission), other_rate_limits_[i]->name(), cost, now, i + 1);
   }
   return admission;
+}
+
+Admission Limits::Impossible(std::string_view member) {
+  Admission admission;
+  admission.verdict = Admission::Verdict::kImpossible;
+  admission.wait = absl::InfiniteDuration();
+  admission.blocked_by = member;
+  return admission;
+}
+
+Admission Limits::RateLimited(Admission admission, std::string_view member, int64_t cost, absl::Time now,
+                              size_t others_asked) const {
+  admission.permit.Release();
+  admission.verdict = Admission::Verdict::kRateLimited;
+  admission.blocked_by = member;
+  admission.wait = absl::ZeroDuration();
+  for (const auto& limiter : rate_limiters_) {
+    admission.wait = std::max(admission.wait, limiter->TimeUntilAvailable(cost, now));
+  }
+  for (size_t i = 0; i < others_asked; ++i) {
+    admission.wait = std::max(admission.wait, other_rate_limits_[i]->TimeUntilAvailable(cost, now));
+  }
+  return admission;
+}
+
+void Limits::Charge(int64_t n, absl::Time now) {
+  if (n <= 0) return;
+  for (const auto& limiter : rate_limiters_) (void)limiter->Reserve(std::min(n, limiter->burst()), now);
+  for (const auto& limit : other_rate_limits_) (void)limit->Reserve(std::min(n, limit->burst()), now);
 }
 
 }  // namespace fanout

@@ -39,6 +39,12 @@ absl::Status CheckSpec(std::string_view name, double rate, int64_t burst, int64_
 
 }  // namespace
 
+absl::StatusOr<absl::Duration> EmissionInterval(RateLimitSpec spec, std::string_view name) {
+  int64_t interval_ns = 0;
+  if (absl::Status s = CheckSpec(name, spec.rate_per_second, spec.burst, &interval_ns); !s.ok()) return s;
+  return absl::Nanoseconds(interval_ns);
+}
+
 RateLimitSpec RateLimitSpec::Window(int64_t max_events, absl::Duration window, int64_t burst) {
   const double seconds = absl::ToDoubleSeconds(window);
   // An invalid window yields a non-positive or non-finite rate, which Create

@@ -30,6 +30,68 @@ std::shared_ptr<ConcurrencyLimiter> Slots(int64_t max, std::string name) {
   return std::shared_ptr<ConcurrencyLimiter>(*std::move(limiter));
 }
 
+// A RateLimit that is not a RateLimiter (as a RedisRateLimiter is not): it
+// wraps one and counts what Limits asks of it.
+class CountingLimit final : public RateLimit {
+ public:
+  explicit CountingLimit(std::shared_ptr<RateLimiter> inner) : inner_(std::move(inner)) {}
+  const std::string& name() const override { return inner_->name(); }
+  int64_t burst() const override { return inner_->burst(); }
+  bool TryAcquire(int64_t n, absl::Time now) override {
+    ++asked;
+    return inner_->TryAcquire(n, now);
+  }
+  absl::StatusOr<absl::Duration> Reserve(int64_t n, absl::Time now) override {
+    ++reserved;
+    return inner_->Reserve(n, now);
+  }
+  absl::Duration TimeUntilAvailable(int64_t n, absl::Time now) const override {
+    return inner_->TimeUntilAvailable(n, now);
+  }
+  void Refund(int64_t n) override {
+    ++refunded;
+    inner_->Refund(n);
+  }
+  int asked = 0, reserved = 0, refunded = 0;
+
+ private:
+  std::shared_ptr<RateLimiter> inner_;
+};
+
+TEST(Limits, OtherRateLimitsAreAskedLastAndBackedOutLikeTheRest) {
+  FakeClock clock;
+  auto local = Rate(&clock, {1, 2}, "local");
+  auto remote = std::make_shared<CountingLimit>(Rate(&clock, {1, 3}, "remote"));
+  Limits limits(&clock);
+  limits.Add(std::shared_ptr<RateLimit>(remote));
+  limits.Add(local);
+  ASSERT_EQ(limits.other_rate_limits().size(), 1u);
+  EXPECT_TRUE(limits.TryAcquire().granted());
+  EXPECT_TRUE(limits.TryAcquire().granted());
+  Admission refused = limits.TryAcquire();
+  EXPECT_EQ(refused.verdict, Verdict::kRateLimited);
+  EXPECT_EQ(refused.blocked_by, "local");
+  EXPECT_EQ(remote->asked, 2) << "not asked when an in-process member refuses";
+  EXPECT_EQ(limits.TryAcquire(4).verdict, Verdict::kImpossible) << "cost above a burst";
+
+  // The other member refuses: the in-process token is refunded, the wait is its.
+  clock.Advance(absl::Seconds(2));  // local full again (2), remote has 1 + 2 = 3
+  auto roomy = Rate(&clock, {1, 5}, "roomy");
+  Limits second(&clock);
+  second.Add(roomy);
+  second.Add(std::shared_ptr<RateLimit>(remote));
+  EXPECT_TRUE(second.TryAcquire(3).granted());
+  Admission blocked = second.TryAcquire(1);
+  EXPECT_EQ(blocked.blocked_by, "remote");
+  EXPECT_EQ(blocked.wait, absl::Seconds(1));
+  EXPECT_NEAR(roomy->State().available, 2, 1e-9) << "the refused request's token was given back";
+
+  // Charge reaches every member, in-process or not.
+  second.Charge(2, clock.Now());
+  EXPECT_EQ(remote->reserved, 1);
+  EXPECT_NEAR(roomy->State().available, 0, 1e-9);
+}
+
 TEST(ConcurrencyLimiter, CapsInFlight) {
   auto slots = Slots(2, "in flight");
   EXPECT_TRUE(slots->TryAcquire());

@@ -7,7 +7,10 @@
 // takes no token and no slot anywhere.
 //
 // Members are shared: the same global RateLimiter sits in every level's Limits,
-// so a limit binds across all of them.
+// so a limit binds across all of them. Rate members are in-process RateLimiters
+// (asked first, with direct calls: the hot path) or any other RateLimit, such
+// as a RedisRateLimiter shared across machines (asked last, so a request an
+// in-process member refuses costs no round trip).
 
 #ifndef FANOUT_LIMITS_H_
 #define FANOUT_LIMITS_H_
@@ -23,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fanout/clock.h"
+#include "fanout/rate_limit.h"
 #include "fanout/rate_limiter.h"
 
 namespace fanout {
@@ -86,7 +90,8 @@ struct Admission {
   Verdict verdict = Verdict::kGranted;
   Permit permit;
   // For kRateLimited: how long until every rate limiter could grant this cost,
-  // if nobody else takes tokens meanwhile. InfiniteDuration() otherwise.
+  // if nobody else takes tokens meanwhile (of the members added as RateLimit,
+  // only those asked before the refusal count). InfiniteDuration() otherwise.
   absl::Duration wait = absl::ZeroDuration();
   // The member that refused (its name), for logs and metrics; empty if granted.
   std::string_view blocked_by;
@@ -102,6 +107,7 @@ class Limits {
   // Adds a member every acquisition must also pass. Not thread-safe against
   // concurrent TryAcquire: build the set first, then share it.
   void Add(std::shared_ptr<RateLimiter> limiter);
+  void Add(std::shared_ptr<RateLimit> limit);  // any other implementation
   void Add(std::shared_ptr<ConcurrencyLimiter> limiter);
 
   // Acquires `cost` tokens from every rate limiter and one slot from every
@@ -111,14 +117,29 @@ class Limits {
   Admission TryAcquire(int64_t cost = 1) { return TryAcquire(cost, clock_->Now()); }
   Admission TryAcquire(int64_t cost, absl::Time now);
 
+  // Takes `n` tokens from every rate member unconditionally (each capped at
+  // its burst), for requests that reached the upstream without asking:
+  // redirects, the HTTP library's own resends. Thread-safe.
+  void Charge(int64_t n, absl::Time now);
+
+  // The in-process rate members, and the others (added as RateLimit).
   const std::vector<std::shared_ptr<RateLimiter>>& rate_limiters() const { return rate_limiters_; }
+  const std::vector<std::shared_ptr<RateLimit>>& other_rate_limits() const { return other_rate_limits_; }
   const std::vector<std::shared_ptr<ConcurrencyLimiter>>& concurrency_limiters() const {
     return concurrency_limiters_;
   }
 
  private:
+  static Admission Impossible(std::string_view member);
+  // Fills in a refusal by `member`: slots returned, the longest wait of the
+  // in-process members and of the first `others_asked` other members (those
+  // not asked are not consulted either: each may cost a round trip).
+  Admission RateLimited(Admission admission, std::string_view member, int64_t cost, absl::Time now,
+                        size_t others_asked) const;
+
   const Clock* clock_;
   std::vector<std::shared_ptr<RateLimiter>> rate_limiters_;
+  std::vector<std::shared_ptr<RateLimit>> other_rate_limits_;
   std::vector<std::shared_ptr<ConcurrencyLimiter>> concurrency_limiters_;
 };
 

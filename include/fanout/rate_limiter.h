@@ -23,11 +23,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fanout/clock.h"
+#include "fanout/rate_limit.h"
 
 namespace fanout {
 
@@ -48,6 +50,11 @@ struct RateLimitSpec {
   static RateLimitSpec Window(int64_t max_events, absl::Duration window, int64_t burst = 1);
 };
 
+// The emission interval of `spec` (1 / rate) rounded to whole nanoseconds, the
+// resolution every fanout limiter enforces. InvalidArgument, naming `name`, for
+// a spec RateLimiter::Create would refuse.
+absl::StatusOr<absl::Duration> EmissionInterval(RateLimitSpec spec, std::string_view name);
+
 // A snapshot of a limiter, for metrics and progress displays.
 struct RateLimiterState {
   double rate_per_second;     // configured sustained rate
@@ -56,7 +63,9 @@ struct RateLimiterState {
   absl::Duration next_token;  // time until the next token (0 if one is available)
 };
 
-class RateLimiter {
+// Final, so calls through a RateLimiter pointer are direct; the RateLimit
+// interface is for sets that also hold other implementations.
+class RateLimiter final : public RateLimit {
  public:
   // Creates a limiter that grants according to `spec`, full (a burst is
   // available at once). `name` appears in errors and metrics ("global",
@@ -75,23 +84,23 @@ class RateLimiter {
   bool TryAcquire(int64_t n = 1) { return TryAcquire(n, clock_->Now()); }
   // Same, at a time the caller already read from this limiter's clock (saves
   // the clock read when several limiters are asked at once).
-  bool TryAcquire(int64_t n, absl::Time now);
+  bool TryAcquire(int64_t n, absl::Time now) override;
 
   // Grants `n` tokens unconditionally and returns how long the caller must wait
   // before using them (zero if it may go now). Later callers queue behind this
   // reservation, so the guarantee holds at the times of use. InvalidArgument if
   // n < 0 or n > burst. Lock-free.
   absl::StatusOr<absl::Duration> Reserve(int64_t n = 1) { return Reserve(n, clock_->Now()); }
-  absl::StatusOr<absl::Duration> Reserve(int64_t n, absl::Time now);
+  absl::StatusOr<absl::Duration> Reserve(int64_t n, absl::Time now) override;
 
   // How long until `n` tokens could be granted, if nobody else takes any;
   // zero if now. InfiniteDuration() if n < 0 or n > burst. Reads only.
-  absl::Duration TimeUntilAvailable(int64_t n, absl::Time now) const;
+  absl::Duration TimeUntilAvailable(int64_t n, absl::Time now) const override;
 
   // Returns `n` tokens granted earlier but not used (a set of limiters that
   // must all grant backs out when one of them refuses). Never credits more
   // than was taken, so the guarantee holds. Lock-free.
-  void Refund(int64_t n);
+  void Refund(int64_t n) override;
 
   // Changes the rate (and, in the two-argument form, the burst) from now on.
   // Tokens already owed are rescaled to the new rate, so a decrease takes
@@ -110,9 +119,9 @@ class RateLimiter {
   // A consistent-enough snapshot for metrics (fields are read separately).
   RateLimiterState State() const;
 
-  const std::string& name() const { return name_; }
+  const std::string& name() const override { return name_; }
   double rate_per_second() const { return rate_.load(std::memory_order_relaxed); }
-  int64_t burst() const { return burst_.load(std::memory_order_relaxed); }
+  int64_t burst() const override { return burst_.load(std::memory_order_relaxed); }
   // The rate actually enforced: 1e9 / (interval rounded to whole nanoseconds).
   double effective_rate() const;
   const Clock* clock() const { return clock_; }
