@@ -18,6 +18,8 @@ packages=(
   libbenchmark-dev
   libsqlite3-dev         # the durable journal
   nginx-light            # a real nginx limit_req upstream for the adaptive rate tests
+  libhiredis-dev         # the Redis client behind the shared rate limit (scale-out)
+  redis-server           # a real Redis the scale-out tests and benchmarks start on loopback
 )
 
 missing=()
