@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every benchmark of a build and keeps the results beside it.
+# Runs every benchmark of a build and keeps the results beside it (those that
+# need a server start their own: redis_rate_limiter_bench a redis-server).
 #   bench/run.sh BUILD_DIR [extra Google Benchmark flags]
 set -euo pipefail
 build=${1:?usage: bench/run.sh BUILD_DIR}

@@ -11,16 +11,19 @@
 namespace fanout {
 namespace {
 
-// GCRA on one key, with the server's clock. Times are microseconds since the
-// Unix epoch (exact in a Lua double until the year 2255).
-//   KEYS[1]  the limit's key: the TAT, or nothing when the bucket is full
-//   ARGV     interval_us, burst, min_n, max_n, mode
+// GCRA on one key, with the server's clock, in exact integer nanoseconds as
+// RateLimiter does. A Lua number is a double, exact to 2^53: absolute times
+// in ns would not fit, so the TAT is kept as "<us since the Unix epoch>:<ns
+// remainder>" and the arithmetic is done on `ahead`, the TAT minus now in ns
+// (at most a few tolerances, <= 2^52 ns: Create checks).
+//   KEYS[1]  the limit's key: the TAT, absent when the bucket is full
+//   ARGV     interval_ns, burst, min_n, max_n, mode
 //   mode     take:    the most conformant tokens up to max_n, if at least min_n
 //            reserve: min_n tokens, conformant or not
 //            peek:    nothing; the wait for min_n
 //            refund:  moves the TAT back by min_n intervals
-// Returns {tokens taken, wait_us (ceil), ahead_us (floor; max(TAT, now) - now
-// before taking), now_us}. The key expires when the bucket is full again.
+// Returns {tokens taken, wait_ns, ahead_ns before taking, now_us}. The key
+// expires when the bucket is full again.
 constexpr char kScript[] = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -30,35 +33,42 @@ local min_n = tonumber(ARGV[3])
 local max_n = tonumber(ARGV[4])
 local mode = ARGV[5]
 local tolerance = burst * interval
-local stored = tonumber(redis.call('GET', KEYS[1]) or '')
-local tat = now
-if stored and stored > now then tat = stored end
-local function store(new_tat)
-  if new_tat > now then
-    redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+local ahead = 0
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local sep = string.find(stored, ':', 1, true)
+  ahead = math.max(0, (tonumber(string.sub(stored, 1, sep - 1)) - now) * 1000 + tonumber(string.sub(stored, sep + 1)))
+end
+local function store(new_ahead)
+  if new_ahead > 0 then
+    local us = math.floor(new_ahead / 1000)
+    redis.call('SET', KEYS[1], string.format('%.0f:%.0f', now + us, new_ahead - us * 1000),
+               'PX', math.ceil(new_ahead / 1000000) + 1)
   else
     redis.call('DEL', KEYS[1])
   end
 end
 if mode == 'refund' then
-  if stored then store(stored - min_n * interval) end
-  return {0, 0, 0, now}
+  if stored then store(ahead - min_n * interval) end
+  return {0, 0, ahead, now}
 end
 if mode == 'reserve' then
-  local new_tat = tat + min_n * interval
-  store(new_tat)
-  return {min_n, math.max(0, math.ceil(new_tat - now - tolerance)), math.floor(tat - now), now}
+  store(ahead + min_n * interval)
+  return {min_n, math.max(0, ahead + min_n * interval - tolerance), ahead, now}
 end
-local function fits(k) return tat + k * interval - now <= tolerance end
-local k = math.max(0, math.min(max_n, math.floor((now + tolerance - tat) / interval)))
-while k > 0 and not fits(k) do k = k - 1 end
-while k < max_n and fits(k + 1) do k = k + 1 end
+local k = math.max(0, math.min(max_n, math.floor((tolerance - ahead) / interval)))
+while k > 0 and ahead + k * interval > tolerance do k = k - 1 end
+while k < max_n and ahead + (k + 1) * interval <= tolerance do k = k + 1 end
 if mode == 'peek' or k < min_n then
-  return {0, math.max(0, math.ceil(tat + min_n * interval - now - tolerance)), math.floor(tat - now), now}
+  return {0, math.max(0, ahead + min_n * interval - tolerance), ahead, now}
 end
-store(tat + k * interval)
-return {k, 0, math.floor(tat - now), now}
+store(ahead + k * interval)
+return {k, 0, ahead, now}
 )lua";
+
+// Every ns quantity in the script stays below 2^53 if the tolerance does
+// below 2^52 (ahead is at most a tolerance plus one reservation).
+constexpr int64_t kMaxToleranceNs = int64_t{1} << 52;
 
 constexpr absl::Duration kMinRetryWait = absl::Milliseconds(10);
 
@@ -76,6 +86,12 @@ absl::StatusOr<std::unique_ptr<RedisRateLimiter>> RedisRateLimiter::Create(std::
   }
   absl::StatusOr<absl::Duration> interval = EmissionInterval(spec, name);
   if (!interval.ok()) return interval.status();
+  if (absl::ToInt64Nanoseconds(*interval) > kMaxToleranceNs / spec.burst) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "rate limiter \"%s\": burst %d at %g/s spans more than 2^52 ns (52 days); use a higher rate or a "
+        "smaller burst",
+        name, spec.burst, spec.rate_per_second));
+  }
   if (lease < 1 || lease > spec.burst) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "rate limiter \"%s\": lease must be in [1, burst %d], got %d", name, spec.burst, lease));
@@ -92,14 +108,14 @@ RedisRateLimiter::RedisRateLimiter(std::shared_ptr<RedisClient> client, std::str
       interval_(interval),
       burst_(burst),
       lease_size_(lease),
-      interval_us_(absl::StrFormat("%.3f", absl::ToDoubleMicroseconds(interval))),
+      interval_ns_text_(absl::StrCat(absl::ToInt64Nanoseconds(interval))),
       burst_text_(absl::StrCat(burst)),
       script_(kScript) {}
 
 absl::StatusOr<RedisRateLimiter::Reply> RedisRateLimiter::Run(std::string_view mode, int64_t min_n,
                                                               int64_t max_n) const {
   absl::StatusOr<RedisReply> reply = client_->Eval(
-      script_, {key_}, {interval_us_, burst_text_, absl::StrCat(min_n), absl::StrCat(max_n), std::string(mode)});
+      script_, {key_}, {interval_ns_text_, burst_text_, absl::StrCat(min_n), absl::StrCat(max_n), std::string(mode)});
   const absl::Time received = client_->clock()->Now();
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
@@ -119,8 +135,8 @@ absl::StatusOr<RedisRateLimiter::Reply> RedisRateLimiter::Run(std::string_view m
   }
   Reply out;
   out.granted = reply->elements[0].integer;
-  out.wait = absl::Microseconds(reply->elements[1].integer);
-  out.ahead = absl::Microseconds(reply->elements[2].integer);
+  out.wait = absl::Nanoseconds(reply->elements[1].integer);
+  out.ahead = absl::Nanoseconds(reply->elements[2].integer);
   out.server_time = absl::FromUnixMicros(reply->elements[3].integer);
   out.received = received;
   return out;

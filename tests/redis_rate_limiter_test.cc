@@ -95,6 +95,8 @@ TEST_F(RedisRateLimiterTest, CreateRejectsBadArguments) {
   EXPECT_THAT(std::string(RedisRateLimiter::Create(client, {10, 5}, "v", 6).status().message()),
               HasSubstr("lease must be in [1, burst 5], got 6"));
   EXPECT_FALSE(RedisRateLimiter::Create(nullptr, {10, 5}, "v").ok());
+  EXPECT_THAT(std::string(RedisRateLimiter::Create(client, {1e-3, 5000}, "v").status().message()),
+              HasSubstr("spans more than 2^52 ns"));
 }
 
 TEST_F(RedisRateLimiterTest, BurstThenPacedWithTheWaitReported) {
@@ -160,17 +162,18 @@ TEST_F(RedisRateLimiterTest, WindowBoundHoldsForFourClientsOnOneKey) {
 }
 
 // Leases (batches of tokens spent locally) mixed with plain clients keep the
-// same bound, and save round trips.
+// same bound, and save round trips. (300/s: an interval of 3,333,333 ns, not a
+// whole number of the server clock's microseconds.)
 TEST_F(RedisRateLimiterTest, LeasesKeepTheWindowBound) {
-  const RateLimitSpec spec = RateLimitSpec::PerSecond(200, 10);
+  const RateLimitSpec spec = RateLimitSpec::PerSecond(300, 10);
   std::vector<std::shared_ptr<RedisRateLimiter>> limiters = {
       Limiter(spec, "leased", 4), Limiter(spec, "leased", 4), Limiter(spec, "leased", 1)};
   ASSERT_EQ(std::count(limiters.begin(), limiters.end(), nullptr), 0);
   const std::vector<absl::Time> grants = Hammer(limiters, 2, absl::Seconds(2), clock_);
   ASSERT_GT(grants.size(), 100u);
-  ExpectWindowBound(grants, 200, 10);
+  ExpectWindowBound(grants, 300, 10);
   const double span = absl::ToDoubleSeconds(grants.back() - grants.front());
-  EXPECT_LT(static_cast<double>(grants.size() - 10) / span, 200 * 1.02);
+  EXPECT_LT(static_cast<double>(grants.size() - 10) / span, 300 * 1.02);
   EXPECT_GT(limiters[0]->stats().leased + limiters[1]->stats().leased, 0);
 }
 

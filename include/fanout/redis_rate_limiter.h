@@ -89,7 +89,8 @@ class RedisRateLimiter final : public RateLimit {
   // A limiter for `upstream` (non-empty; the key is "fanout:limit:" +
   // upstream) with `spec`'s rate and burst, through `client`, fetching up to
   // `lease` tokens per round trip (1 <= lease <= burst). InvalidArgument for a
-  // bad spec, upstream or lease. Makes no round trip.
+  // bad spec (as RateLimiter::Create, and burst * interval must stay within
+  // 2^52 ns, about 52 days), upstream or lease. Makes no round trip.
   static absl::StatusOr<std::unique_ptr<RedisRateLimiter>> Create(std::shared_ptr<RedisClient> client,
                                                                   RateLimitSpec spec, std::string upstream,
                                                                   int64_t lease = 1);
@@ -145,7 +146,7 @@ class RedisRateLimiter final : public RateLimit {
   const absl::Duration interval_;
   const int64_t burst_;
   const int64_t lease_size_;
-  const std::string interval_us_;  // the interval as the script reads it
+  const std::string interval_ns_text_;  // the interval as the script reads it
   const std::string burst_text_;
   const RedisScript script_;  // GCRA on the key (src/redis_rate_limiter.cc)
 
