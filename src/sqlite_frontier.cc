@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "absl/strings/numbers.h"
+#include "task_codec.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -29,40 +30,10 @@ namespace {
 constexpr int64_t kSchemaVersion = 2;
 enum State : int { kPending = 0, kDone = 1, kDead = 2 };
 
-// (name, value) pairs as length-prefixed strings: [u32 len][bytes]...
-std::string EncodePairs(const std::vector<std::pair<std::string, std::string>>& pairs) {
-  std::string out;
-  auto put = [&out](const std::string& s) {
-    const uint32_t n = static_cast<uint32_t>(s.size());
-    out.append(reinterpret_cast<const char*>(&n), sizeof n);
-    out.append(s);
-  };
-  for (const auto& [name, value] : pairs) {
-    put(name);
-    put(value);
-  }
-  return out;
-}
-
-bool DecodePairs(const void* data, int size, std::vector<std::pair<std::string, std::string>>* pairs) {
-  const char* p = static_cast<const char*>(data);
-  const char* end = p + size;
-  auto get = [&](std::string* s) {
-    uint32_t n = 0;
-    if (end - p < static_cast<ptrdiff_t>(sizeof n)) return false;
-    std::memcpy(&n, p, sizeof n);
-    p += sizeof n;
-    if (end - p < static_cast<ptrdiff_t>(n)) return false;
-    s->assign(p, n);
-    p += n;
-    return true;
-  };
-  while (p < end) {
-    std::string name, value;
-    if (!get(&name) || !get(&value)) return false;
-    pairs->emplace_back(std::move(name), std::move(value));
-  }
-  return true;
+// A blob or text column's bytes (empty for NULL).
+std::string_view ColumnBytes(sqlite3_stmt* stmt, int column) {
+  const void* data = sqlite3_column_blob(stmt, column);
+  return data == nullptr ? std::string_view() : std::string_view(static_cast<const char*>(data), sqlite3_column_bytes(stmt, column));
 }
 
 }  // namespace
@@ -304,8 +275,8 @@ absl::Status SqliteFrontier::Init() {
     task.level = static_cast<uint32_t>(sqlite3_column_int64(stmt, 2));
     task.page = static_cast<uint32_t>(sqlite3_column_int64(stmt, 3));
     task.url = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 4));
-    if (!DecodePairs(sqlite3_column_blob(stmt, 5), sqlite3_column_bytes(stmt, 5), &task.bindings) ||
-        !DecodePairs(sqlite3_column_blob(stmt, 6), sqlite3_column_bytes(stmt, 6), &task.path)) {
+    if (!internal::DecodePairs(ColumnBytes(stmt, 5), &task.bindings) ||
+        !internal::DecodePairs(ColumnBytes(stmt, 6), &task.path)) {
       sqlite3_finalize(stmt);
       return absl::DataLossError(
           absl::StrFormat("journal \"%s\": task %d has a malformed bindings or path record", options_.path, task.id));
@@ -560,8 +531,8 @@ absl::Status SqliteFrontier::WriteMeta(const std::string& key, const std::string
 }
 
 absl::Status SqliteFrontier::Insert(const Task& task) {
-  const std::string bindings = EncodePairs(task.bindings);
-  const std::string path = EncodePairs(task.path);
+  const std::string bindings = internal::EncodePairs(task.bindings);
+  const std::string path = internal::EncodePairs(task.path);
   sqlite3_reset(insert_);
   sqlite3_bind_int64(insert_, 1, static_cast<int64_t>(task.id));
   sqlite3_bind_int64(insert_, 2, static_cast<int64_t>(task.parent));

@@ -83,6 +83,10 @@ class Frontier {
   // nothing). The engine calls it when a run ends.
   virtual absl::Status Flush() { return absl::OkStatus(); }
 
+  // Round trips to a remote store so far (0 for a local frontier): what
+  // sharing the crawl costs, for stats and benchmarks.
+  virtual int64_t round_trips() const { return 0; }
+
   virtual FrontierCounts counts() const = 0;
   // Pending tasks per level (index = level), for stats.
   virtual std::vector<int64_t> pending_by_level() const = 0;

@@ -1,7 +1,8 @@
 // Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
 //
 // A real redis-server for tests and benchmarks: started on a free loopback
-// port with a scratch directory and no persistence, ready (answering PING)
+// port with a scratch directory and no persistence (or, when asked, an
+// append-only file that survives Restart), ready (answering PING)
 // before Start returns, stopped (SIGTERM, then SIGKILL if it lingers) by the
 // destructor. Redis cannot listen on port 0, so a free port is found by
 // binding port 0 and releasing it; a collision with another process shows up
@@ -71,7 +72,8 @@ class RedisServer {
  public:
   // NotFound if redis-server is missing; Unavailable (with the server's log)
   // if it would not start and answer within `ready_within`.
-  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(absl::Duration ready_within = absl::Seconds(10)) {
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(absl::Duration ready_within = absl::Seconds(10),
+                                                            bool appendonly = false) {
     const std::string binary = FindRedisServer();
     if (binary.empty()) {
       return absl::NotFoundError("redis-server is not installed (scripts/install-deps.sh installs it)");
@@ -79,6 +81,7 @@ class RedisServer {
     char dir_template[] = "/tmp/fanout-redis-XXXXXX";
     if (mkdtemp(dir_template) == nullptr) return absl::InternalError("cannot create a scratch directory");
     std::unique_ptr<RedisServer> server(new RedisServer(binary, dir_template));
+    server->appendonly_ = appendonly;
     absl::Status status;
     for (int attempt = 0; attempt < 5; ++attempt) {  // another process may take the port first
       server->port_ = FreeLoopbackPort();
@@ -102,7 +105,8 @@ class RedisServer {
     pid_ = -1;
   }
 
-  // Stops and starts again on the same port (its data gone: no persistence).
+  // Stops and starts again on the same port: its data gone, unless started
+  // with an append-only file (SIGTERM makes Redis write it out first).
   absl::Status Restart(absl::Duration ready_within = absl::Seconds(10)) {
     Stop();
     return Launch(ready_within);
@@ -118,7 +122,7 @@ class RedisServer {
   absl::Status Launch(absl::Duration ready_within) {
     if (port_ == 0) return absl::UnavailableError("no free loopback port");
     const std::string log_path = dir_ + "/redis.log";
-    pid_ = Spawn({binary_, "--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    pid_ = Spawn({binary_, "--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", appendonly_ ? "yes" : "no",
                   "--dir", dir_, "--daemonize", "no", "--logfile", ""},
                  log_path, log_path);
     if (pid_ <= 0) return absl::UnavailableError(absl::StrCat("cannot start ", binary_));
@@ -147,6 +151,7 @@ class RedisServer {
   const std::string dir_;
   int port_ = 0;
   pid_t pid_ = -1;
+  bool appendonly_ = false;
 };
 
 }  // namespace fanout::testing
