@@ -184,6 +184,10 @@ absl::Status Engine::Impl::Init() {
       state.limits.Add(std::shared_ptr<ConcurrencyLimiter>(*std::move(level_slots)));
     }
     if (global_rate_) state.limits.Add(global_rate_);
+    for (const std::shared_ptr<RateLimit>& shared : options_.shared_limits) {
+      if (shared == nullptr) return absl::InvalidArgumentError("engine: a shared limit is null");
+      state.limits.Add(shared);
+    }
     if (level.rate.has_value()) {
       auto level_rate = RateLimiter::Create(clock, *level.rate, "level " + level.name);
       if (!level_rate.ok()) return level_rate.status();
@@ -564,6 +568,7 @@ CrawlStats Engine::Impl::Stats() const {
   // Leased but not in flight: the task staged for its limits counts as pending.
   stats.pending = counts.pending + (counts.leased - in_flight_);
   stats.records = records_;
+  stats.frontier_round_trips = parts_.frontier->round_trips();
   for (const LevelStats& level : stats.levels) stats.throttled += level.throttled;
   if (global_rate_) stats.upstream_rate = global_rate_->rate_per_second();
   if (adaptive_ != nullptr) stats.adaptive = adaptive_->State();

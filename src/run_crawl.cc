@@ -18,6 +18,9 @@
 #include "fanout/engine.h"
 #include "fanout/event_loop.h"
 #include "fanout/frontier.h"
+#include "fanout/redis_client.h"
+#include "fanout/redis_frontier.h"
+#include "fanout/redis_rate_limiter.h"
 #include "fanout/sqlite_frontier.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
@@ -80,7 +83,12 @@ class CrawlSession {
     auto policy = RetryPolicy::Create(&clock_, options_.retry, budget_.get(), options_.seed);
     if (!policy.ok()) return policy.status();
     policy_ = *std::move(policy);
-    if (options_.journal.empty()) {
+    if (!options_.shared.redis_url.empty()) {
+      if (!options_.journal.empty() || options_.journal_records) {
+        return absl::InvalidArgumentError("crawl: a journal and a shared (Redis) crawl exclude each other");
+      }
+      if (absl::Status s = JoinSharedCrawl(plan); !s.ok()) return s;
+    } else if (options_.journal.empty()) {
       if (options_.journal_records) return absl::InvalidArgumentError("crawl: journal_records needs a journal");
       frontier_ = std::make_unique<MemoryFrontier>(plan.levels.size());
     } else if (absl::Status s = OpenJournal(plan, sinks); !s.ok()) {
@@ -94,6 +102,41 @@ class CrawlSession {
     if (!engine.ok()) return engine.status();
     engine_ = *std::move(engine);
     return absl::OkStatus();
+  }
+
+  // Connects to Redis, joins the crawl's shared frontier, and shares the
+  // global rate with every crawl of the same upstream.
+  absl::Status JoinSharedCrawl(const CrawlPlan& plan) {
+    const Shared& shared = options_.shared;
+    auto client = RedisClient::Connect(shared.redis_url, &clock_, shared.client);
+    if (!client.ok()) return client.status();
+    redis_ = *std::move(client);
+    RedisFrontierOptions frontier_options = shared.frontier;
+    frontier_options.crawl_id = shared.crawl_id;
+    frontier_options.plan_fingerprint = PlanFingerprint(plan);
+    frontier_options.force = shared.force;
+    frontier_options.levels = plan.levels.size();
+    auto frontier = RedisFrontier::Open(redis_, std::move(frontier_options), &loop_, &clock_);
+    if (!frontier.ok()) return frontier.status();
+    if (absl::Status s = SetRedisCrawlMeta(*redis_, shared.crawl_id, shared.meta); !s.ok()) return s;
+    frontier_ = *std::move(frontier);
+    if (options_.engine.rate.has_value()) {
+      std::string upstream = shared.upstream.empty() ? UpstreamOf(plan.base_url) : shared.upstream;
+      auto limit = RedisRateLimiter::Create(redis_, *options_.engine.rate, std::move(upstream), shared.rate_lease);
+      if (!limit.ok()) return limit.status();
+      options_.engine.shared_limits.push_back(std::shared_ptr<RateLimit>(*std::move(limit)));
+    }
+    return absl::OkStatus();
+  }
+
+  // "host[:port]" of a URL (the default name of its upstream's shared limit).
+  static std::string UpstreamOf(const std::string& url) {
+    size_t start = url.find("://");
+    start = start == std::string::npos ? 0 : start + 3;
+    const size_t end = url.find_first_of("/?#", start);
+    std::string host = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (const size_t at = host.rfind('@'); at != std::string::npos) host.erase(0, at + 1);  // no credentials
+    return host.empty() ? url : host;
   }
 
   // Opens the journal and ties the JSON lines sinks to its commits.
@@ -156,6 +199,8 @@ class CrawlSession {
   boost::asio::io_context io_{1};  // one thread runs it: no locking in the scheduler
   SystemClock clock_;
   AsioEventLoop loop_;
+  using Shared = RunOptions::Shared;
+  std::shared_ptr<RedisClient> redis_;  // shared crawls: the frontier's and the limit's connection
   std::unique_ptr<RetryBudget> budget_;
   std::unique_ptr<RetryPolicy> policy_;
   std::unique_ptr<Frontier> frontier_;

@@ -32,8 +32,10 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::CountFiles;
 using testing::FreshDir;
 using testing::Lines;
+using testing::RecordKeys;
 using testing::ReadFile;
 using testing::Spawn;
 using testing::WaitFor;
@@ -96,24 +98,6 @@ std::string Spec(const std::string& base_url, mock::Pagination style, const std:
 
 void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
-// The record keys in a JSON lines file: the "key" field of each line.
-std::multiset<std::string> Keys(const std::string& path) {
-  std::multiset<std::string> keys;
-  for (const std::string& line : Lines(path)) {
-    const size_t start = line.find("\"key\":\"");
-    if (start == std::string::npos) continue;
-    const size_t from = start + 7;
-    keys.insert(line.substr(from, line.find('"', from) - from));
-  }
-  return keys;
-}
-
-size_t CountFiles(const std::string& root, const std::string& name) {
-  size_t n = 0;
-  if (!fs::exists(root)) return 0;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) n += entry.path().filename() == name;
-  return n;
-}
 
 mock::MockApiOptions SmallTree() {
   mock::MockApiOptions options;
@@ -136,7 +120,7 @@ TEST(FanoutCommand, CrawlsEveryPaginationStyle) {
     WriteText(dir + "/spec.json", Spec((*server)->base_url(), style));
     Outcome run = Fanout(dir, {"crawl", dir + "/spec.json", "--summary-json", dir + "/summary.json"});
     EXPECT_EQ(run.exit_code, 0) << run.err;
-    const std::multiset<std::string> keys = Keys(dir + "/out/data.jsonl");
+    const std::multiset<std::string> keys = RecordKeys(dir + "/out/data.jsonl");
     EXPECT_EQ(keys.size(), 120u);
     EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), 120u);
     EXPECT_EQ(CountFiles(dir + "/out/tree", "data.json"), 120u);
@@ -181,7 +165,7 @@ TEST(FanoutCommand, ResumesAfterKill) {
 
   Outcome resume = Fanout(dir, {"resume", dir + "/out/crawl.journal"});
   EXPECT_EQ(resume.exit_code, 0) << resume.err;
-  const std::multiset<std::string> keys = Keys(dir + "/out/data.jsonl");
+  const std::multiset<std::string> keys = RecordKeys(dir + "/out/data.jsonl");
   EXPECT_EQ(keys.size(), 400u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), 400u);
   EXPECT_EQ(CountFiles(dir + "/out/tree", "data.json"), 400u);
@@ -189,7 +173,7 @@ TEST(FanoutCommand, ResumesAfterKill) {
   Outcome again = Fanout(dir, {"crawl", dir + "/spec.json"});
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_THAT(again.err, HasSubstr("nothing to do; remove the journal for a fresh crawl"));
-  EXPECT_EQ(Keys(dir + "/out/data.jsonl").size(), 400u);
+  EXPECT_EQ(RecordKeys(dir + "/out/data.jsonl").size(), 400u);
   status = Fanout(dir, {"status", dir + "/out/crawl.journal", "--json"});
   EXPECT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, HasSubstr("\"state\":\"finished\",\"pending\":0,"));
@@ -213,7 +197,7 @@ TEST(FanoutCommand, DeadLettersStatusAndRedrive) {
   EXPECT_EQ(crawl.exit_code, 4) << crawl.err;
   EXPECT_THAT(crawl.err, HasSubstr("tasks dead-lettered, see " + dir + "/out/dead.jsonl"));
   EXPECT_EQ(static_cast<int64_t>(Lines(dir + "/out/dead.jsonl").size()), poison);
-  EXPECT_EQ(static_cast<int64_t>(Keys(dir + "/out/data.jsonl").size()), 120 - poison);
+  EXPECT_EQ(static_cast<int64_t>(RecordKeys(dir + "/out/data.jsonl").size()), 120 - poison);
 
   Outcome status = Fanout(dir, {"status", dir + "/out/crawl.journal"});
   EXPECT_EQ(status.exit_code, 4) << status.err;
@@ -237,7 +221,7 @@ TEST(FanoutCommand, DeadLettersStatusAndRedrive) {
   EXPECT_THAT(redrive.out, HasSubstr(absl::StrCat("redrove ", poison, " dead tasks")));
   Outcome resume = Fanout(dir, {"resume", dir + "/out/crawl.journal"});
   EXPECT_EQ(resume.exit_code, 0) << resume.err;
-  const std::multiset<std::string> keys = Keys(dir + "/out/data.jsonl");
+  const std::multiset<std::string> keys = RecordKeys(dir + "/out/data.jsonl");
   EXPECT_EQ(keys.size(), 120u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), 120u);
 }
@@ -264,7 +248,7 @@ TEST(FanoutCommand, TimeBoxedRunsAddUp) {
   Outcome second = Fanout(dir, {"resume", dir + "/out/crawl.journal", "--summary-json", dir + "/s2.json"});
   EXPECT_EQ(second.exit_code, 0) << second.err;
   EXPECT_THAT(ReadFile(dir + "/s2.json"), HasSubstr("\"upstream_rate\":200.000,"));
-  EXPECT_EQ(Keys(dir + "/elsewhere/data.jsonl").size(), 400u);
+  EXPECT_EQ(RecordKeys(dir + "/elsewhere/data.jsonl").size(), 400u);
   EXPECT_FALSE(fs::exists(dir + "/out/data.jsonl"));
 }
 

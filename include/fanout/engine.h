@@ -35,6 +35,8 @@
 #include "fanout/event_loop.h"
 #include "fanout/frontier.h"
 #include "fanout/limits.h"
+#include "fanout/rate_limit.h"
+#include "fanout/redis_frontier.h"
 #include "fanout/retry.h"
 #include "fanout/sink.h"
 #include "fanout/transport.h"
@@ -83,6 +85,8 @@ struct CrawlStats {
   int64_t pending = 0;     // not finished (only after a stop)
   int64_t in_flight = 0;
   int64_t records = 0;     // leaf documents written to the sinks
+  // Round trips to a shared frontier (RedisFrontier) so far; 0 otherwise.
+  int64_t frontier_round_trips = 0;
   absl::Duration elapsed;
   // The upstream's limiter (the global rate): its rate now, in requests per
   // second (0 when there is no global rate), and the responses that said
@@ -119,6 +123,11 @@ struct EngineOptions {
   // rate limit) and requests in flight.
   std::optional<RateLimitSpec> rate;
   int max_in_flight = 64;
+  // Rate limits this crawl shares with other processes (RedisRateLimiter:
+  // many workers, one upstream budget). Every request of every level must
+  // pass them too; they are asked after the in-process limits, so a local
+  // refusal costs no round trip.
+  std::vector<std::shared_ptr<RateLimit>> shared_limits;
   // Adaptive rate control of the global limiter (see adaptive_rate.h): honour
   // Retry-After for the whole upstream, pace from its rate-limit headers or
   // its declared model, back off and probe (AIMD) when refused. Off when
@@ -186,8 +195,8 @@ class Engine {
 };
 
 // Runs a crawl to completion on the calling thread with the real transport
-// (CurlTransport) on a fresh io_context and an in-memory frontier: the
-// simplest way to embed fanout. `progress`, if set, is called about every
+// (CurlTransport) on a fresh io_context and an in-memory frontier (or a
+// journal, or a crawl shared through Redis): the simplest way to embed fanout. `progress`, if set, is called about every
 // `progress_interval` with a stats snapshot.
 struct RunOptions {
   EngineOptions engine;
@@ -198,6 +207,26 @@ struct RunOptions {
   // and a resume cuts them back to it, so no line is lost or written twice.
   std::string journal;
   bool force_journal = false;  // resume a journal written for another plan
+  // Scale-out: when `redis_url` is set, the crawl's tasks live in that Redis
+  // under `crawl_id` (RedisFrontier), shared with every worker that runs the
+  // same crawl id, and a global `engine.rate` becomes a budget shared by
+  // every process that crawls the same `upstream` (RedisRateLimiter), on top
+  // of this process's own limiter. Not with `journal`. Leaf output should be
+  // idempotent by key (FileTreeSink): a task whose worker died is done again.
+  struct Shared {
+    std::string redis_url;  // redis://[[user]:password@]host[:port][/db]
+    std::string crawl_id;
+    // The shared limit's key: the upstream's name; default the plan's base
+    // URL's host[:port].
+    std::string upstream;
+    int64_t rate_lease = 1;  // tokens fetched per round trip (1..burst)
+    bool force = false;      // join a crawl started with another plan
+    // Entries written into the crawl's meta once joined (what `fanout
+    // worker` needs to join it: the spec).
+    std::vector<std::pair<std::string, std::string>> meta;
+    RedisFrontierOptions frontier;  // crawl_id, levels, fingerprint, force are filled in
+    RedisClientOptions client;
+  } shared;
   // Entries written into the journal's meta table once it is open (and its
   // plan checked): what a later `resume` needs to rebuild the crawl.
   std::vector<std::pair<std::string, std::string>> journal_meta;

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,29 @@ inline std::vector<std::string> Lines(const std::string& path) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
+}
+
+// The record keys in a JSON lines file of records: the "key" field of each
+// line (a multiset, so duplicates show).
+inline std::multiset<std::string> RecordKeys(const std::string& path) {
+  std::multiset<std::string> keys;
+  for (const std::string& line : Lines(path)) {
+    const size_t start = line.find("\"key\":\"");
+    if (start == std::string::npos) continue;
+    const size_t from = start + 7;
+    keys.insert(line.substr(from, line.find('"', from) - from));
+  }
+  return keys;
+}
+
+// Files named `name` anywhere under `root` (0 if it does not exist).
+inline size_t CountFiles(const std::string& root, const std::string& name) {
+  size_t n = 0;
+  if (!std::filesystem::exists(root)) return 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    n += entry.path().filename() == name;
+  }
+  return n;
 }
 
 }  // namespace fanout::testing

@@ -31,6 +31,7 @@
 #include "commands.h"
 #include "fanout/engine.h"
 #include "fanout/metrics.h"
+#include "fanout/redis_client.h"
 #include "fanout/sink.h"
 #include "fanout/spec.h"
 #include "fanout/sqlite_frontier.h"
@@ -293,7 +294,11 @@ int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string
   const std::string state = stopped ? "stopped" : "done";
   if (!flags.quiet) {
     std::fputs(Redact(SummaryText(stats, state), secrets).c_str(), stderr);
-    if (stopped && !run.journal.empty()) {
+    if (stopped && !run.shared.redis_url.empty()) {
+      std::fprintf(stderr, "fanout: work remains in crawl %s; go on with: fanout crawl SPEC --redis %s --crawl-id %s\n",
+                   run.shared.crawl_id.c_str(), RedactRedisUrl(run.shared.redis_url).c_str(),
+                   run.shared.crawl_id.c_str());
+    } else if (stopped && !run.journal.empty()) {
       std::fprintf(stderr, "fanout: work remains; go on with: fanout resume %s\n", run.journal.c_str());
     } else if (stopped) {
       std::fprintf(stderr, "fanout: work remains, but without a journal it cannot be resumed\n");
@@ -325,7 +330,18 @@ int CrawlCommand(const std::vector<std::string>& args) {
                   "Exit codes: 0 done, 1 error, 2 bad command line or spec, 3 stopped with work left, 4 done with\n"
                   "dead letters.");
   options.String("journal", "PATH", "journal file that makes the crawl resumable (replaces the spec's)", &journal);
-  options.Bool("force", "use a journal written for another spec's plan", &flags.force);
+  options.Bool("force", "use a journal (or join a shared crawl) made for another spec's plan", &flags.force);
+  std::string redis_url, crawl_id, worker_id;
+  absl::Duration lease_timeout = absl::Seconds(30);
+  options.String("redis", "URL",
+                 "share the crawl through this Redis (redis://[:password@]host[:port][/db]) with every worker\n"
+                 "that runs it with the same --crawl-id; a global rate becomes one budget for them all",
+                 &redis_url);
+  options.String("crawl-id", "ID", "the shared crawl's name (with --redis): 1-64 of A-Z a-z 0-9 . _ -", &crawl_id);
+  options.String("worker-id", "NAME", "this worker's name in the shared crawl's leases (default host:pid:random)",
+                 &worker_id);
+  options.Duration("lease-timeout", "with --redis: a task a dead worker held goes back to the others after this long",
+                   &lease_timeout);
   AddRunFlags(options, flags, overrides);
   std::vector<std::string> positional;
   if (auto code = options.ParseOrExit(args, &positional, 1, 1, "fanout")) return *code;
@@ -339,11 +355,51 @@ int CrawlCommand(const std::vector<std::string>& args) {
   overrides.ApplyTo(*spec);
   if (!journal.empty()) spec->run.journal = std::filesystem::absolute(journal).lexically_normal().string();
   std::vector<std::pair<std::string, std::string>> meta;
-  if (!spec->run.journal.empty()) {
+  std::string spec_text;
+  {
     std::ifstream in(spec_path, std::ios::binary);
     std::stringstream text;
     text << in.rdbuf();
-    meta = {{kMetaSpec, text.str()},
+    spec_text = text.str();
+  }
+  if (redis_url.empty() != crawl_id.empty()) {
+    Complain("--redis and --crawl-id go together: a shared crawl needs both", {});
+    return kExitUsage;
+  }
+  if (!redis_url.empty()) {
+    auto address = ParseRedisUrl(redis_url);
+    if (!address.ok()) {
+      Complain(absl::StrCat("--redis: ", address.status().message()), {});
+      return kExitUsage;
+    }
+    if (!address->password.empty()) spec->secrets.push_back(address->password);
+    if (absl::Status s = ValidateCrawlId(crawl_id); !s.ok()) {
+      Complain(absl::StrCat("--crawl-id: ", s.message()), {});
+      return kExitUsage;
+    }
+    if (!spec->run.journal.empty()) {
+      Complain("a shared crawl (--redis) keeps its state in Redis: drop the journal (the spec's \"journal\" or "
+               "--journal)",
+               spec->secrets);
+      return kExitUsage;
+    }
+    if (lease_timeout < absl::Milliseconds(100)) {
+      Complain("--lease-timeout must be at least 100ms", {});
+      return kExitUsage;
+    }
+    RunOptions::Shared& shared = spec->run.shared;
+    shared.redis_url = redis_url;
+    shared.crawl_id = crawl_id;
+    shared.force = flags.force;
+    shared.frontier.worker_id = worker_id;
+    shared.frontier.lease_timeout = lease_timeout;
+    // What another worker needs to join (the spec's text, header values
+    // unexpanded, so no secret from the environment goes to Redis).
+    shared.meta = {{kMetaSpec, spec_text},
+                   {kMetaSpecPath, std::filesystem::absolute(spec_path).lexically_normal().string()},
+                   {kMetaOverrides, overrides.Serialize()}};
+  } else if (!spec->run.journal.empty()) {
+    meta = {{kMetaSpec, spec_text},
             {kMetaSpecPath, std::filesystem::absolute(spec_path).lexically_normal().string()},
             {kMetaOverrides, overrides.Serialize()}};
   }

@@ -1,7 +1,8 @@
 // Copyright 2026 The fanout Authors. Licensed under the Apache License 2.0.
 //
-// `fanout status JOURNAL` and `fanout redrive JOURNAL`: look into a crawl's
-// journal, and give its dead letters another chance.
+// `fanout status JOURNAL` and `fanout redrive JOURNAL` (or, with --redis, a
+// shared crawl's id): look into a crawl's state, and give its dead letters
+// another chance.
 
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +15,9 @@
 #include "absl/strings/str_format.h"
 #include "args.h"
 #include "commands.h"
+#include "fanout/clock.h"
+#include "fanout/redis_client.h"
+#include "fanout/redis_frontier.h"
 #include "fanout/spec.h"
 #include "fanout/sqlite_frontier.h"
 #include "progress.h"
@@ -44,6 +48,28 @@ std::vector<std::string> LevelNames(const JournalSummary& summary) {
   return {};
 }
 
+// A shared crawl's state, in the journal's terms, so one display serves both.
+absl::StatusOr<JournalSummary> InspectShared(const std::string& url, const std::string& crawl_id, size_t reasons) {
+  SystemClock clock;
+  auto client = RedisClient::Connect(url, &clock);
+  if (!client.ok()) return client.status();
+  auto crawl = InspectRedisCrawl(**client, crawl_id, reasons);
+  if (!crawl.ok()) return crawl.status();
+  JournalSummary summary;
+  for (size_t i = 0; i < crawl->pending_by_level.size(); ++i) {
+    JournalSummary::LevelCounts level;
+    level.level = static_cast<uint32_t>(i);
+    // Leased tasks are being worked on: still pending, for this display.
+    level.pending = crawl->pending_by_level[i] + crawl->leased_by_level[i];
+    level.done = crawl->done_by_level[i];
+    level.dead = crawl->dead_by_level[i];
+    summary.levels.push_back(level);
+  }
+  summary.dead_by_reason = std::move(crawl->dead_by_reason);
+  summary.meta = std::move(crawl->meta);
+  return summary;
+}
+
 std::string LevelName(const std::vector<std::string>& names, uint32_t level) {
   return level < names.size() ? names[level] : absl::StrCat("level ", level);
 }
@@ -59,9 +85,13 @@ int StatusCommand(const std::vector<std::string>& args) {
                   "or 4 when only dead letters remain.");
   options.Bool("json", "print JSON instead of a table", &json);
   options.Int("reasons", "how many dead-letter reasons to show", &reasons, 1, 1000);
+  std::string redis_url;
+  options.String("redis", "URL", "the crawl is a shared one in this Redis: give its crawl id instead of a journal",
+                 &redis_url);
   std::vector<std::string> positional;
   if (auto code = options.ParseOrExit(args, &positional, 1, 1, "fanout")) return *code;
-  auto summary = InspectJournal(positional[0], static_cast<size_t>(reasons));
+  auto summary = redis_url.empty() ? InspectJournal(positional[0], static_cast<size_t>(reasons))
+                                   : InspectShared(redis_url, positional[0], static_cast<size_t>(reasons));
   if (!summary.ok()) return Fail(summary.status());
   const std::vector<std::string> names = LevelNames(*summary);
   int64_t pending = 0, done = 0, dead = 0;
@@ -91,7 +121,11 @@ int StatusCommand(const std::vector<std::string>& args) {
     std::fputs(out.c_str(), stdout);
     return code;
   }
-  std::printf("journal %s: %s\n", positional[0].c_str(), state);
+  if (redis_url.empty()) {
+    std::printf("journal %s: %s\n", positional[0].c_str(), state);
+  } else {
+    std::printf("crawl %s in %s: %s\n", positional[0].c_str(), RedactRedisUrl(redis_url).c_str(), state);
+  }
   std::printf("  %-16s %12s %12s %10s\n", "level", "pending", "done", "dead");
   for (const auto& level : summary->levels) {
     std::printf("  %-16s %12s %12s %10s\n", LevelName(names, level.level).c_str(), Thousands(level.pending).c_str(),
@@ -106,7 +140,7 @@ int StatusCommand(const std::vector<std::string>& args) {
       std::printf("  %10s  %s\n", Thousands(count).c_str(), reason.c_str());
     }
   }
-  if (pending > 0) std::printf("go on with: fanout resume %s\n", positional[0].c_str());
+  if (pending > 0 && redis_url.empty()) std::printf("go on with: fanout resume %s\n", positional[0].c_str());
   return code;
 }
 
@@ -118,9 +152,14 @@ int RedriveCommand(const std::vector<std::string>& args) {
                   "last error contains R. The crawl must not be running.");
   options.String("level", "L", "only tasks of this level (its name in the spec, or its index from 0)", &level_name);
   options.String("reason", "R", "only tasks whose last error contains R", &reason);
+  std::string redis_url;
+  options.String("redis", "URL",
+                 "the crawl is a shared one in this Redis: give its crawl id; its running workers take the\n"
+                 "revived tasks at once",
+                 &redis_url);
   std::vector<std::string> positional;
   if (auto code = options.ParseOrExit(args, &positional, 1, 1, "fanout")) return *code;
-  auto summary = InspectJournal(positional[0]);
+  auto summary = redis_url.empty() ? InspectJournal(positional[0]) : InspectShared(redis_url, positional[0], 1);
   if (!summary.ok()) return Fail(summary.status());
   std::optional<uint32_t> level;
   if (!level_name.empty()) {
@@ -137,6 +176,17 @@ int RedriveCommand(const std::vector<std::string>& args) {
                    known.empty() ? "unknown; give an index" : known.c_str());
       return kExitUsage;
     }
+  }
+  if (!redis_url.empty()) {
+    SystemClock clock;
+    auto client = RedisClient::Connect(redis_url, &clock);
+    if (!client.ok()) return Fail(client.status());
+    auto revived = RedriveRedisCrawl(**client, positional[0], level, reason);
+    if (!revived.ok()) return Fail(revived.status());
+    std::printf("redrove %s dead tasks of crawl %s; its workers take them (or start one with fanout crawl SPEC "
+                "--redis URL --crawl-id %s)\n",
+                Thousands(*revived).c_str(), positional[0].c_str(), positional[0].c_str());
+    return kExitDone;
   }
   auto revived = RedriveJournal(positional[0], level, reason);
   if (!revived.ok()) return Fail(revived.status());

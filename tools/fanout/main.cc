@@ -21,7 +21,7 @@ constexpr char kHelp[] =
     "commands:\n"
     "  crawl SPEC       crawl what SPEC describes (docs/spec.md)\n"
     "  resume JOURNAL   go on with a stopped or killed crawl\n"
-    "  status JOURNAL   tasks by level and state, dead letters by reason\n"
+    "  status JOURNAL   tasks by level and state, dead letters by reason (--redis URL CRAWL_ID: a shared crawl)\n"
     "  redrive JOURNAL  give dead-lettered tasks another chance (then resume)\n"
     "  mock-api         serve the bundled mock vendor API\n"
     "  version          print the version\n"

@@ -184,10 +184,11 @@ std::string SummaryJson(const CrawlStats& stats, const std::string& state, int e
   std::string json = absl::StrFormat(
       "{\"state\":%s,\"exit_code\":%d,\"elapsed_seconds\":%.3f,\"discovered\":%d,\"succeeded\":%d,\"dead\":%d,"
       "\"pending\":%d,\"records\":%d,\"requests\":%d,\"throttled\":%d,\"retries\":%d,\"transport_errors\":%d,"
-      "\"bytes\":%d,\"upstream_rate\":%.3f,\"balanced\":%s,\"levels\":[",
+      "\"bytes\":%d,\"upstream_rate\":%.3f,\"frontier_round_trips\":%d,\"balanced\":%s,\"levels\":[",
       JsonString(state), exit_code, absl::ToDoubleSeconds(stats.elapsed), stats.discovered, stats.succeeded,
       stats.dead, stats.pending + stats.in_flight, stats.records, totals.requests, totals.throttled, totals.retries,
-      totals.errors, totals.bytes, stats.upstream_rate, stats.balanced() ? "true" : "false");
+      totals.errors, totals.bytes, stats.upstream_rate, stats.frontier_round_trips,
+      stats.balanced() ? "true" : "false");
   for (size_t i = 0; i < stats.levels.size(); ++i) {
     const LevelStats& l = stats.levels[i];
     absl::StrAppendFormat(
