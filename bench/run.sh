@@ -13,7 +13,7 @@ for bin in "$build"/bench/*_bench; do
   echo "== $name"
   if [[ "$name" == crawl_bench ]]; then
     "$bin" --mock="$build/mock_api/fanout-mock-api" | tee "$out/$name.txt"
-  elif [[ "$name" == adaptive_bench ]]; then
+  elif [[ "$name" == adaptive_bench || "$name" == scale_out_bench ]]; then
     "$bin" | tee "$out/$name.txt"
   else
     "$bin" --benchmark_out="$out/$name.json" --benchmark_out_format=json "$@"
