@@ -302,12 +302,16 @@ const RedisScript& Script(const char* body) {
   return scripts->redrive;
 }
 
+}  // namespace
+
 std::string DefaultWorkerId() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   std::random_device random;  // two workers of one pid namespace and host still differ
   return absl::StrFormat("%s:%d:%08x", host, getpid(), static_cast<uint32_t>(random()));
 }
+
+namespace {
 
 int64_t Int(const RedisReply& r) {
   if (r.type == RedisReply::Type::kInteger) return r.integer;

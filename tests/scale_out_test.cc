@@ -174,6 +174,44 @@ TEST_F(ScaleOutTest, AKilledWorkerAndARedisRestartLoseNothing) {
   EXPECT_THAT(status, HasSubstr("{\"level\":\"data\",\"pending\":0,\"done\":800,\"dead\":0}"));
 }
 
+// Crawls started elsewhere and stopped with work left (--max-duration) are
+// finished by `fanout worker`, which serves every crawl in the Redis at once.
+TEST_F(ScaleOutTest, AWorkerServesEveryCrawlWithWorkLeft) {
+  StartRedis();
+  if (redis_ == nullptr) return;
+  mock::MockApiOptions api;
+  api.troops = 10;
+  api.warriors = 4;
+  api.groups = 5;  // 200 leaves a crawl
+  api.page_size = 3;
+  auto server = mock::MockApiServer::Start(api);
+  ASSERT_TRUE(server.ok()) << server.status();
+  dir_ = FreshDir("scale_out_worker");
+  for (const std::string id : {"alpha", "beta"}) {
+    const std::string spec_dir = dir_ + "/" + id;
+    fs::create_directories(spec_dir);
+    // Slow enough (100/s) that a 0.3 s run leaves most of the work.
+    std::ofstream(spec_dir + "/spec.json") << Spec((*server)->base_url(), 100);
+    const pid_t pid = Spawn({kFanout, "crawl", spec_dir + "/spec.json", "--redis", redis_->url(), "--crawl-id", id,
+                             "--max-duration", "300ms", "--quiet"},
+                            spec_dir + "/out.0", spec_dir + "/err.0");
+    EXPECT_EQ(WaitFor(pid), 3) << ReadFile(spec_dir + "/err.0");
+  }
+  const pid_t worker = Spawn({kFanout, "worker", "--redis", redis_->url(), "--exit-when-idle", "--scan-interval",
+                              "100ms", "--worker-id", "w9"},
+                             dir_ + "/worker.out", dir_ + "/worker.err");
+  EXPECT_EQ(WaitFor(worker), 0) << ReadFile(dir_ + "/worker.err");
+  const std::string log = ReadFile(dir_ + "/worker.err");
+  EXPECT_THAT(log, HasSubstr("joined crawl alpha"));
+  EXPECT_THAT(log, HasSubstr("joined crawl beta"));
+  for (const std::string id : {"alpha", "beta"}) {
+    EXPECT_EQ(CountFiles(dir_ + "/" + id + "/out/tree", "data.json"), 200u) << id;
+    const std::string out = dir_ + "/status." + id;
+    EXPECT_EQ(WaitFor(Spawn({kFanout, "status", "--redis", redis_->url(), id, "--json"}, out, out + ".err")), 0);
+    EXPECT_THAT(ReadFile(out), HasSubstr("{\"level\":\"data\",\"pending\":0,\"done\":200,\"dead\":0}")) << id;
+  }
+}
+
 TEST_F(ScaleOutTest, BadSharedCrawlArgumentsAreClearErrors) {
   StartRedis();
   if (redis_ == nullptr) return;
@@ -200,6 +238,12 @@ TEST_F(ScaleOutTest, BadSharedCrawlArgumentsAreClearErrors) {
   std::tie(code, err) = run({"crawl", dir_ + "/spec.json", "--redis", "http://x", "--crawl-id", "c"});
   EXPECT_EQ(code, 2);
   EXPECT_THAT(err, HasSubstr("--redis:"));
+  std::tie(code, err) = run({"worker"});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("--redis is required"));
+  std::tie(code, err) = run({"worker", "--redis", redis_->url(), "--crawls", "ok,no/pe"});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("--crawls: crawl id"));
   std::tie(code, err) = run({"status", "--redis", redis_->url(), "nothing-here"});
   EXPECT_EQ(code, 1);
   EXPECT_THAT(err, HasSubstr("no crawl \"nothing-here\""));

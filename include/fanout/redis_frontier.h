@@ -208,6 +208,9 @@ absl::Status SetRedisCrawlMeta(RedisClient& client, const std::string& crawl_id,
 absl::StatusOr<std::optional<std::string>> GetRedisCrawlMeta(RedisClient& client, const std::string& crawl_id,
                                                              const std::string& key);
 
+// A name for this process among a crawl's workers: "host:pid:random".
+std::string DefaultWorkerId();
+
 // Checks a crawl id (1 to 64 of [A-Za-z0-9._-]); InvalidArgument naming it.
 absl::Status ValidateCrawlId(std::string_view crawl_id);
 

@@ -23,6 +23,7 @@ int CrawlCommand(const std::vector<std::string>& args);
 int ResumeCommand(const std::vector<std::string>& args);
 int StatusCommand(const std::vector<std::string>& args);
 int RedriveCommand(const std::vector<std::string>& args);
+int WorkerCommand(const std::vector<std::string>& args);
 // `program` names the command in messages ("fanout mock-api", "fanout-mock-api").
 int MockApiCommand(const std::vector<std::string>& args, std::string_view program);
 

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -31,7 +33,9 @@
 #include "commands.h"
 #include "fanout/engine.h"
 #include "fanout/metrics.h"
+#include "fanout/clock.h"
 #include "fanout/redis_client.h"
+#include "fanout/redis_frontier.h"
 #include "fanout/sink.h"
 #include "fanout/spec.h"
 #include "fanout/sqlite_frontier.h"
@@ -172,38 +176,105 @@ absl::Status WriteFile(const std::string& path, const std::string& contents) {
   return absl::OkStatus();
 }
 
-// Runs the crawl `spec` describes, watched, and returns the exit code.
-int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string, std::string>> journal_meta) {
-  const std::vector<std::string>& secrets = spec.secrets;
-  // Sinks.
-  std::vector<Sink*> sinks;
+// A crawl as `fanout crawl` stored it (in a journal, or in a shared crawl's
+// meta in Redis): its spec, with the stored command-line overrides and then
+// `later` ones applied. FailedPrecondition if `meta` holds no spec,
+// InvalidArgument if the spec no longer parses, DataLoss for bad overrides.
+struct Stored {
+  CrawlSpec spec;
+  Overrides overrides;  // stored, then `later`
+};
+absl::StatusOr<Stored> StoredCrawl(const std::vector<std::pair<std::string, std::string>>& meta,
+                                   const std::string& where, const Overrides& later) {
+  std::optional<std::string> text, path, overrides;
+  for (const auto& [key, value] : meta) {
+    if (key == kMetaSpec) text = value;
+    if (key == kMetaSpecPath) path = value;
+    if (key == kMetaOverrides) overrides = value;
+  }
+  if (!text.has_value() || !path.has_value()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s holds no spec (it was not written by `fanout crawl`); run the crawl that wrote it again", where));
+  }
+  SpecOptions spec_options;
+  spec_options.name = absl::StrFormat("%s (as stored in %s)", *path, where);
+  spec_options.base_dir = std::filesystem::path(*path).parent_path().string();
+  auto spec = ParseCrawlSpec(*text, spec_options);
+  if (!spec.ok()) return spec.status();
+  auto recorded = Overrides::Parse(overrides.value_or(""));
+  if (!recorded.ok()) return absl::DataLossError(absl::StrFormat("%s: %s", where, recorded.status().message()));
+  Overrides merged = *recorded;
+  Overrides absolute = later;
+  absolute.Absolutize();
+  merged.MergeFrom(absolute);
+  merged.ApplyTo(*spec);
+  return Stored{*std::move(spec), std::move(merged)};
+}
+
+// In a crawl shared by several workers, output files named by the spec get
+// the worker's id before their extension, so that two workers on one machine
+// never append to the same file ("out/data.jsonl" -> "out/data.w1.jsonl").
+std::string PerWorkerPath(const std::string& path, const std::string& worker_id) {
+  if (path.empty()) return path;
+  std::filesystem::path p(path);
+  std::string safe = worker_id;
+  for (char& c : safe) {
+    if (c == '/' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = '_';
+  }
+  return (p.parent_path() / (p.stem().string() + "." + safe + p.extension().string())).string();
+}
+
+// The sinks and dead-letter log a spec names, opened.
+struct Outputs {
   std::unique_ptr<JsonLinesSink> jsonl;
   std::unique_ptr<FileTreeSink> tree;
   std::unique_ptr<DeadLetterLog> dead_letters;
+  std::vector<Sink*> sinks;
+
+  absl::Status Close() {
+    absl::Status closed = absl::OkStatus();
+    for (Sink* sink : sinks) closed.Update(sink->Close());
+    if (dead_letters != nullptr) closed.Update(dead_letters->Close());
+    return closed;
+  }
+};
+
+// Opens what `spec` writes to (and points its success markers at the tree).
+absl::StatusOr<std::unique_ptr<Outputs>> OpenOutputs(CrawlSpec& spec) {
+  auto outputs = std::make_unique<Outputs>();
+  if (!spec.output.jsonl.empty()) {
+    if (absl::Status s = MakeParent(spec.output.jsonl); !s.ok()) return s;
+    auto sink = JsonLinesSink::Open(spec.output.jsonl);
+    if (!sink.ok()) return sink.status();
+    outputs->jsonl = *std::move(sink);
+    outputs->sinks.push_back(outputs->jsonl.get());
+  }
+  if (!spec.output.tree.empty()) {
+    auto sink = FileTreeSink::Open({.root = spec.output.tree});
+    if (!sink.ok()) return sink.status();
+    outputs->tree = *std::move(sink);
+    outputs->sinks.push_back(outputs->tree.get());
+    if (spec.output.success_markers) spec.run.engine.success_markers = outputs->tree.get();
+  }
+  if (!spec.output.dead_letters.empty()) {
+    if (absl::Status s = MakeParent(spec.output.dead_letters); !s.ok()) return s;
+    auto log = DeadLetterLog::Open(spec.output.dead_letters);
+    if (!log.ok()) return log.status();
+    outputs->dead_letters = *std::move(log);
+  }
+  return outputs;
+}
+
+// Runs the crawl `spec` describes, watched, and returns the exit code.
+int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string, std::string>> journal_meta) {
+  const std::vector<std::string>& secrets = spec.secrets;
   auto fail = [&](const absl::Status& status, int code) {
     Complain(std::string(status.message()), secrets);
     return code;
   };
-  if (!spec.output.jsonl.empty()) {
-    if (absl::Status s = MakeParent(spec.output.jsonl); !s.ok()) return fail(s, kExitError);
-    auto sink = JsonLinesSink::Open(spec.output.jsonl);
-    if (!sink.ok()) return fail(sink.status(), kExitError);
-    jsonl = *std::move(sink);
-    sinks.push_back(jsonl.get());
-  }
-  if (!spec.output.tree.empty()) {
-    auto sink = FileTreeSink::Open({.root = spec.output.tree});
-    if (!sink.ok()) return fail(sink.status(), kExitError);
-    tree = *std::move(sink);
-    sinks.push_back(tree.get());
-    if (spec.output.success_markers) spec.run.engine.success_markers = tree.get();
-  }
-  if (!spec.output.dead_letters.empty()) {
-    if (absl::Status s = MakeParent(spec.output.dead_letters); !s.ok()) return fail(s, kExitError);
-    auto log = DeadLetterLog::Open(spec.output.dead_letters);
-    if (!log.ok()) return fail(log.status(), kExitError);
-    dead_letters = *std::move(log);
-  }
+  auto outputs = OpenOutputs(spec);
+  if (!outputs.ok()) return fail(outputs.status(), kExitError);
+  const std::vector<Sink*>& sinks = (*outputs)->sinks;
   if (sinks.empty() && !spec.output.sqlite) {
     Complain("warning: the spec has no sinks (sinks.jsonl, sinks.tree or sinks.sqlite): documents are fetched and "
              "counted, not kept",
@@ -228,7 +299,7 @@ int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 
-  auto crawl = BackgroundCrawl::Start(spec.plan, sinks, dead_letters.get(), run);
+  auto crawl = BackgroundCrawl::Start(spec.plan, sinks, (*outputs)->dead_letters.get(), run);
   if (!crawl.ok()) {
     const int code = crawl.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
     return fail(crawl.status(), code);
@@ -282,9 +353,7 @@ int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string
   progress.Clear();
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  absl::Status closed = absl::OkStatus();
-  for (Sink* sink : sinks) closed.Update(sink->Close());
-  if (dead_letters != nullptr) closed.Update(dead_letters->Close());
+  const absl::Status closed = (*outputs)->Close();
   if (!result.ok()) return fail(result.status(), kExitError);
   if (!closed.ok()) return fail(closed, kExitError);
 
@@ -338,7 +407,9 @@ int CrawlCommand(const std::vector<std::string>& args) {
                  "that runs it with the same --crawl-id; a global rate becomes one budget for them all",
                  &redis_url);
   options.String("crawl-id", "ID", "the shared crawl's name (with --redis): 1-64 of A-Z a-z 0-9 . _ -", &crawl_id);
-  options.String("worker-id", "NAME", "this worker's name in the shared crawl's leases (default host:pid:random)",
+  options.String("worker-id", "NAME",
+                 "this worker's name in the shared crawl's leases (default host:pid:random); the spec's JSON\n"
+                 "lines and dead-letter files get it before their extension, so workers never share a file",
                  &worker_id);
   options.Duration("lease-timeout", "with --redis: a task a dead worker held goes back to the others after this long",
                    &lease_timeout);
@@ -386,6 +457,12 @@ int CrawlCommand(const std::vector<std::string>& args) {
     if (lease_timeout < absl::Milliseconds(100)) {
       Complain("--lease-timeout must be at least 100ms", {});
       return kExitUsage;
+    }
+    if (worker_id.empty()) worker_id = DefaultWorkerId();
+    // Files the spec names are per worker; those given here are used as given.
+    if (overrides.jsonl.empty()) spec->output.jsonl = PerWorkerPath(spec->output.jsonl, worker_id);
+    if (overrides.dead_letters.empty()) {
+      spec->output.dead_letters = PerWorkerPath(spec->output.dead_letters, worker_id);
     }
     RunOptions::Shared& shared = spec->run.shared;
     shared.redis_url = redis_url;
@@ -439,38 +516,185 @@ int ResumeCommand(const std::vector<std::string>& args) {
     Complain(std::string(summary.status().message()), {});
     return kExitError;
   }
-  std::optional<std::string> text, path, stored;
-  for (const auto& [key, value] : summary->meta) {
-    if (key == kMetaSpec) text = value;
-    if (key == kMetaSpecPath) path = value;
-    if (key == kMetaOverrides) stored = value;
+  auto stored = StoredCrawl(summary->meta, absl::StrCat("journal ", journal), overrides);
+  if (!stored.ok()) {
+    Complain(std::string(stored.status().message()), {});
+    return absl::IsDataLoss(stored.status()) ? kExitError : kExitUsage;
   }
-  if (!text.has_value() || !path.has_value()) {
-    Complain(absl::StrFormat("journal \"%s\" holds no spec (it was not written by `fanout crawl`); run the crawl "
-                             "that wrote it again with the same journal",
-                             journal),
-             {});
-    return kExitUsage;
-  }
-  SpecOptions spec_options;
-  spec_options.name = absl::StrFormat("%s (as stored in journal %s)", *path, journal);
-  spec_options.base_dir = std::filesystem::path(*path).parent_path().string();
-  auto spec = ParseCrawlSpec(*text, spec_options);
-  if (!spec.ok()) {
-    Complain(std::string(spec.status().message()), {});
-    return kExitUsage;
-  }
-  auto recorded = Overrides::Parse(stored.value_or(""));
-  if (!recorded.ok()) {
-    Complain(absl::StrFormat("journal \"%s\": %s", journal, recorded.status().message()), spec->secrets);
-    return kExitError;
-  }
-  overrides.Absolutize();
-  recorded->MergeFrom(overrides);
-  recorded->ApplyTo(*spec);
+  std::optional<CrawlSpec> spec = std::move(stored->spec);
   spec->run.journal = journal;
   // Changed choices are kept for the next resume too.
-  return Run(*std::move(spec), flags, {{kMetaOverrides, recorded->Serialize()}});
+  return Run(*std::move(spec), flags, {{kMetaOverrides, stored->overrides.Serialize()}});
+}
+
+int WorkerCommand(const std::vector<std::string>& args) {
+  std::string redis_url, only, worker_id;
+  absl::Duration lease_timeout = absl::Seconds(30);
+  absl::Duration scan_interval = absl::Seconds(2);
+  bool exit_when_idle = false, quiet = false;
+  Options options("worker", "worker --redis URL [options]",
+                  "Serves every shared crawl in a Redis (those `fanout crawl SPEC --redis URL --crawl-id ID`\n"
+                  "started): joins each crawl that has work, several at once, with the spec and choices stored\n"
+                  "with it, and looks for new ones every --scan-interval. Runs until SIGINT/SIGTERM (which lets\n"
+                  "requests in flight finish), or with --exit-when-idle until no crawl has work. The spec's JSON\n"
+                  "lines and dead-letter files get this worker's id before their extension.\n"
+                  "Exit codes: 0, or 1 if a crawl failed here (the others go on).");
+  options.String("redis", "URL", "the Redis holding the crawls (redis://[:password@]host[:port][/db])", &redis_url);
+  options.String("crawls", "IDS", "serve only these crawls (comma-separated ids)", &only);
+  options.String("worker-id", "NAME", "this worker's name in leases (default host:pid:random)", &worker_id);
+  options.Duration("lease-timeout", "a task a dead worker held goes back to the others after this long",
+                   &lease_timeout);
+  options.Duration("scan-interval", "how often to look for crawls with work", &scan_interval);
+  options.Bool("exit-when-idle", "exit once no crawl has work left", &exit_when_idle);
+  options.Bool("quiet", "errors only", &quiet);
+  std::vector<std::string> positional;
+  if (auto code = options.ParseOrExit(args, &positional, 0, 0, "fanout")) return *code;
+  if (redis_url.empty()) {
+    Complain("worker: --redis is required", {});
+    return kExitUsage;
+  }
+  auto address = ParseRedisUrl(redis_url);
+  if (!address.ok()) {
+    Complain(absl::StrCat("--redis: ", address.status().message()), {});
+    return kExitUsage;
+  }
+  std::vector<std::string> wanted;
+  for (absl::string_view id : absl::StrSplit(only, ',', absl::SkipEmpty())) {
+    if (absl::Status s = ValidateCrawlId(std::string(id)); !s.ok()) {
+      Complain(absl::StrCat("--crawls: ", s.message()), {});
+      return kExitUsage;
+    }
+    wanted.emplace_back(id);
+  }
+  if (worker_id.empty()) worker_id = DefaultWorkerId();
+  std::vector<std::string> secrets;
+  if (!address->password.empty()) secrets.push_back(address->password);
+  SystemClock clock;
+  auto client = RedisClient::Connect(redis_url, &clock);
+  if (!client.ok()) {
+    Complain(std::string(client.status().message()), secrets);
+    return kExitError;
+  }
+
+  struct Serving {
+    std::string id;
+    std::vector<std::string> secrets;
+    std::unique_ptr<Outputs> outputs;
+    std::unique_ptr<BackgroundCrawl> crawl;
+  };
+  std::vector<Serving> serving;
+  absl::flat_hash_set<std::string> failed;  // not joined again by this worker
+  g_signals = 0;
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  int code = kExitDone;
+  bool stopping = false;
+  absl::Time next_scan = absl::InfinitePast();
+  for (;;) {
+    if (g_signals.load() > 0 && !stopping) {
+      stopping = true;
+      if (!quiet) std::fprintf(stderr, "fanout worker: stopping: finishing requests in flight\n");
+      for (Serving& s : serving) s.crawl->Stop();
+    }
+    if (g_signals.load() > 1) {
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+      std::raise(SIGTERM);
+    }
+    // Crawls that ended here.
+    for (auto it = serving.begin(); it != serving.end();) {
+      if (!it->crawl->done()) {
+        ++it;
+        continue;
+      }
+      absl::StatusOr<CrawlResult> result = it->crawl->Wait();
+      const absl::Status closed = it->outputs->Close();
+      if (!result.ok() || !closed.ok()) {
+        Complain(absl::StrCat("crawl ", it->id, ": ", (!result.ok() ? result.status() : closed).message()),
+                 it->secrets);
+        failed.insert(it->id);
+        code = kExitError;
+      } else if (!quiet) {
+        std::fprintf(stderr, "fanout worker: crawl %s: %s here (%s records; the crawl: %s done, %s dead)\n",
+                     it->id.c_str(), result->state == CrawlResult::State::kDone ? "finished" : "stopped",
+                     Thousands(result->stats.records).c_str(), Thousands(result->stats.succeeded).c_str(),
+                     Thousands(result->stats.dead).c_str());
+      }
+      it = serving.erase(it);
+    }
+    if (stopping) {
+      if (serving.empty()) break;
+      absl::SleepFor(absl::Milliseconds(50));
+      continue;
+    }
+    // Crawls with work that this worker does not serve yet.
+    if (absl::Now() >= next_scan) {
+      next_scan = absl::Now() + scan_interval;
+      std::vector<std::string> ids = wanted;
+      if (ids.empty()) {
+        auto listed = ListRedisCrawls(**client);
+        if (!listed.ok()) {
+          Complain(std::string(listed.status().message()), secrets);
+          ids.clear();
+        } else {
+          ids = *std::move(listed);
+        }
+      }
+      bool any_work = false;
+      for (const std::string& id : ids) {
+        const bool served = std::any_of(serving.begin(), serving.end(), [&](const Serving& s) { return s.id == id; });
+        if (served || failed.contains(id)) {
+          any_work |= served;
+          continue;
+        }
+        auto summary = InspectRedisCrawl(**client, id, 1);
+        if (!summary.ok() || summary->counts.pending + summary->counts.leased == 0) continue;
+        any_work = true;
+        auto stored = StoredCrawl(summary->meta, absl::StrCat("shared crawl ", id), Overrides{});
+        if (!stored.ok()) {
+          Complain(absl::StrCat("crawl ", id, ": ", stored.status().message()), secrets);
+          failed.insert(id);
+          continue;
+        }
+        CrawlSpec& spec = stored->spec;
+        spec.secrets.insert(spec.secrets.end(), secrets.begin(), secrets.end());
+        spec.output.jsonl = PerWorkerPath(spec.output.jsonl, worker_id);
+        spec.output.dead_letters = PerWorkerPath(spec.output.dead_letters, worker_id);
+        spec.run.journal.clear();
+        RunOptions::Shared& shared = spec.run.shared;
+        shared.redis_url = redis_url;
+        shared.crawl_id = id;
+        shared.frontier.worker_id = worker_id;
+        shared.frontier.lease_timeout = lease_timeout;
+        Serving entry;
+        entry.id = id;
+        entry.secrets = spec.secrets;
+        auto outputs = OpenOutputs(spec);
+        absl::StatusOr<std::unique_ptr<BackgroundCrawl>> crawl =
+            outputs.ok() ? BackgroundCrawl::Start(spec.plan, (*outputs)->sinks, (*outputs)->dead_letters.get(),
+                                                  spec.run)
+                         : absl::StatusOr<std::unique_ptr<BackgroundCrawl>>(outputs.status());
+        if (!crawl.ok()) {
+          Complain(absl::StrCat("crawl ", id, ": ", crawl.status().message()), entry.secrets);
+          failed.insert(id);
+          code = kExitError;
+          continue;
+        }
+        if (!quiet) std::fprintf(stderr, "fanout worker: joined crawl %s\n", id.c_str());
+        entry.outputs = *std::move(outputs);
+        entry.crawl = *std::move(crawl);
+        serving.push_back(std::move(entry));
+      }
+      if (!any_work && serving.empty() && exit_when_idle) break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  return code;
 }
 
 }  // namespace fanout::cli

@@ -23,6 +23,7 @@ constexpr char kHelp[] =
     "  resume JOURNAL   go on with a stopped or killed crawl\n"
     "  status JOURNAL   tasks by level and state, dead letters by reason (--redis URL CRAWL_ID: a shared crawl)\n"
     "  redrive JOURNAL  give dead-lettered tasks another chance (then resume)\n"
+    "  worker --redis URL  serve every shared crawl in a Redis (see crawl --redis)\n"
     "  mock-api         serve the bundled mock vendor API\n"
     "  version          print the version\n"
     "\n"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   if (command == "resume") return fanout::cli::ResumeCommand(args);
   if (command == "status") return fanout::cli::StatusCommand(args);
   if (command == "redrive") return fanout::cli::RedriveCommand(args);
+  if (command == "worker") return fanout::cli::WorkerCommand(args);
   if (command == "mock-api") return fanout::cli::MockApiCommand(args, "fanout mock-api");
   if (command == "version" || command == "--version") {
     std::printf("fanout %s\n", FANOUT_VERSION);
