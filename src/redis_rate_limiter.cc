@@ -11,19 +11,30 @@
 namespace fanout {
 namespace {
 
-// GCRA on one key, with the server's clock, in exact integer nanoseconds as
-// RateLimiter does. A Lua number is a double, exact to 2^53: absolute times
-// in ns would not fit, so the TAT is kept as "<us since the Unix epoch>:<ns
-// remainder>" and the arithmetic is done on `ahead`, the TAT minus now in ns
-// (at most a few tolerances, <= 2^52 ns: Create checks).
+// GCRA with the server's clock, in exact integer nanoseconds as RateLimiter
+// does. A Lua number is a double, exact to 2^53: absolute times in ns would
+// not fit, so a TAT is kept as "<us since the Unix epoch>:<ns remainder>" and
+// the arithmetic is done on `ahead`, the TAT minus now in ns (at most a few
+// tolerances, <= 2^52 ns: Create checks).
 //   KEYS[1]  the limit's key: the TAT, absent when the bucket is full
-//   ARGV     interval_ns, burst, min_n, max_n, mode
+//   KEYS[2..4] with a tenant: its own TAT, the zset of tenants refused
+//            lately (score: when), and the hash of their weights
+//   ARGV     interval_ns, burst, min_n, max_n, mode, and with a tenant: its
+//            name, weight, and the window (us) a refusal counts for
 //   mode     take:    the most conformant tokens up to max_n, if at least min_n
 //            reserve: min_n tokens, conformant or not
 //            peek:    nothing; the wait for min_n
-//            refund:  moves the TAT back by min_n intervals
-// Returns {tokens taken, wait_ns, ahead_ns before taking, now_us}. The key
-// expires when the bucket is full again.
+//            refund:  moves the TATs back by min_n intervals
+// A tenant's tokens must conform to a second bucket too, at its share of the
+// rate: rate * weight / (its weight + the sum over the other tenants refused
+// within the window of weight * min(1, 2 * use / fair share)), where use is
+// the tenant's grants per second (decayed over window / 4) and its fair share
+// rate * weight / (the weights of all those tenants). A tenant never refused
+// takes what it asks for (within the shared limit); one refused but asking
+// for less than its share holds back only what it uses; tenants that all want
+// more than the limit converge to splitting it by weight.
+// Returns {tokens taken, wait_ns, ahead_ns of KEYS[1] before taking, now_us}.
+// Keys expire when their bucket is full again.
 constexpr char kScript[] = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -32,38 +43,98 @@ local burst = tonumber(ARGV[2])
 local min_n = tonumber(ARGV[3])
 local max_n = tonumber(ARGV[4])
 local mode = ARGV[5]
-local tolerance = burst * interval
-local ahead = 0
-local stored = redis.call('GET', KEYS[1])
-if stored then
+local tenant = ARGV[6]
+local function load(key)
+  local stored = redis.call('GET', key)
+  if not stored then return 0, false end
   local sep = string.find(stored, ':', 1, true)
-  ahead = math.max(0, (tonumber(string.sub(stored, 1, sep - 1)) - now) * 1000 + tonumber(string.sub(stored, sep + 1)))
+  return math.max(0, (tonumber(string.sub(stored, 1, sep - 1)) - now) * 1000 + tonumber(string.sub(stored, sep + 1))), true
 end
-local function store(new_ahead)
+local function store(key, new_ahead)
   if new_ahead > 0 then
     local us = math.floor(new_ahead / 1000)
-    redis.call('SET', KEYS[1], string.format('%.0f:%.0f', now + us, new_ahead - us * 1000),
+    redis.call('SET', key, string.format('%.0f:%.0f', now + us, new_ahead - us * 1000),
                'PX', math.ceil(new_ahead / 1000000) + 1)
   else
-    redis.call('DEL', KEYS[1])
+    redis.call('DEL', key)
   end
 end
+local buckets = {{key = KEYS[1], interval = interval}}
+local weight, window, tau = 0, 0, 0
+-- A tenant's use: tokens per second, decayed with time constant tau.
+local function usage(name)
+  local v = redis.call('HMGET', KEYS[4], 'u:' .. name, 't:' .. name)
+  if not v[1] then return 0 end
+  return tonumber(v[1]) * math.exp(-(now - tonumber(v[2])) / tau)
+end
+if tenant then
+  weight, window = tonumber(ARGV[7]), tonumber(ARGV[8])
+  tau = window / 4
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
+  local others = {}
+  local naive = weight
+  for _, other in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    if other ~= tenant then
+      local w = tonumber(redis.call('HGET', KEYS[4], 'w:' .. other) or '1')
+      others[#others + 1] = {other, w}
+      naive = naive + w
+    end
+  end
+  -- Each refused tenant counts with its weight times twice the part of its
+  -- fair share it has been using (at most 1): one that asks little does not
+  -- hold back a share it leaves unused, and the shares of tenants that all
+  -- want more settle within a few tau.
+  local total = weight
+  local rate = 1e9 / interval
+  for _, o in ipairs(others) do
+    local fair = rate * o[2] / naive
+    total = total + o[2] * math.min(1, 2 * usage(o[1]) / fair)
+  end
+  local share = math.min(math.ceil(interval * total / weight), math.floor(4503599627370496 / burst))
+  buckets[2] = {key = KEYS[2], interval = share}
+end
+for _, b in ipairs(buckets) do
+  b.tolerance = burst * b.interval
+  b.ahead, b.stored = load(b.key)
+end
+local function wait_for(n)
+  local wait = 0
+  for _, b in ipairs(buckets) do wait = math.max(wait, b.ahead + n * b.interval - b.tolerance) end
+  return wait
+end
 if mode == 'refund' then
-  if stored then store(ahead - min_n * interval) end
-  return {0, 0, ahead, now}
+  for _, b in ipairs(buckets) do
+    if b.stored then store(b.key, b.ahead - min_n * b.interval) end
+  end
+  return {0, 0, buckets[1].ahead, now}
 end
 if mode == 'reserve' then
-  store(ahead + min_n * interval)
-  return {min_n, math.max(0, ahead + min_n * interval - tolerance), ahead, now}
+  local wait = wait_for(min_n)
+  for _, b in ipairs(buckets) do store(b.key, b.ahead + min_n * b.interval) end
+  return {min_n, wait, buckets[1].ahead, now}
 end
-local k = math.max(0, math.min(max_n, math.floor((tolerance - ahead) / interval)))
-while k > 0 and ahead + k * interval > tolerance do k = k - 1 end
-while k < max_n and ahead + (k + 1) * interval <= tolerance do k = k + 1 end
+local k = max_n
+for _, b in ipairs(buckets) do
+  local fit = math.max(0, math.min(max_n, math.floor((b.tolerance - b.ahead) / b.interval)))
+  while fit > 0 and b.ahead + fit * b.interval > b.tolerance do fit = fit - 1 end
+  while fit < max_n and b.ahead + (fit + 1) * b.interval <= b.tolerance do fit = fit + 1 end
+  k = math.min(k, fit)
+end
 if mode == 'peek' or k < min_n then
-  return {0, math.max(0, ahead + min_n * interval - tolerance), ahead, now}
+  if tenant and mode == 'take' then
+    redis.call('ZADD', KEYS[3], now, tenant)
+    redis.call('HSET', KEYS[4], 'w:' .. tenant, weight)
+    redis.call('PEXPIRE', KEYS[3], math.ceil(window / 1000) + 1)
+    redis.call('PEXPIRE', KEYS[4], math.ceil(10 * tau / 1000) + 1)
+  end
+  return {0, wait_for(min_n), buckets[1].ahead, now}
 end
-store(ahead + k * interval)
-return {k, 0, ahead, now}
+for _, b in ipairs(buckets) do store(b.key, b.ahead + k * b.interval) end
+if tenant then
+  redis.call('HSET', KEYS[4], 'u:' .. tenant, usage(tenant) + k * 1000000 / tau, 't:' .. tenant, now)
+  redis.call('PEXPIRE', KEYS[4], math.ceil(10 * tau / 1000) + 1)
+end
+return {k, 0, buckets[1].ahead, now}
 )lua";
 
 // Every ns quantity in the script stays below 2^53 if the tolerance does
@@ -76,7 +147,7 @@ constexpr absl::Duration kMinRetryWait = absl::Milliseconds(10);
 
 absl::StatusOr<std::unique_ptr<RedisRateLimiter>> RedisRateLimiter::Create(std::shared_ptr<RedisClient> client,
                                                                            RateLimitSpec spec, std::string upstream,
-                                                                           int64_t lease) {
+                                                                           int64_t lease, RedisTenant tenant) {
   const std::string name = absl::StrCat("redis ", upstream);
   if (client == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("rate limiter \"", name, "\": client is null"));
@@ -96,12 +167,19 @@ absl::StatusOr<std::unique_ptr<RedisRateLimiter>> RedisRateLimiter::Create(std::
     return absl::InvalidArgumentError(absl::StrFormat(
         "rate limiter \"%s\": lease must be in [1, burst %d], got %d", name, spec.burst, lease));
   }
+  if (!tenant.name.empty() && (tenant.name.find(':') != std::string::npos || tenant.weight < 1 ||
+                               tenant.window < absl::Milliseconds(10))) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "rate limiter \"%s\": tenant \"%s\" needs a name without ':', a weight >= 1 (got %d) and a window >= "
+        "10ms (got %s)",
+        name, tenant.name, tenant.weight, absl::FormatDuration(tenant.window)));
+  }
   return std::unique_ptr<RedisRateLimiter>(
-      new RedisRateLimiter(std::move(client), std::move(upstream), *interval, spec.burst, lease));
+      new RedisRateLimiter(std::move(client), std::move(upstream), *interval, spec.burst, lease, std::move(tenant)));
 }
 
 RedisRateLimiter::RedisRateLimiter(std::shared_ptr<RedisClient> client, std::string upstream,
-                                   absl::Duration interval, int64_t burst, int64_t lease)
+                                   absl::Duration interval, int64_t burst, int64_t lease, RedisTenant tenant)
     : client_(std::move(client)),
       upstream_(std::move(upstream)),
       key_(absl::StrCat("fanout:limit:", upstream_)),
@@ -110,12 +188,23 @@ RedisRateLimiter::RedisRateLimiter(std::shared_ptr<RedisClient> client, std::str
       lease_size_(lease),
       interval_ns_text_(absl::StrCat(absl::ToInt64Nanoseconds(interval))),
       burst_text_(absl::StrCat(burst)),
-      script_(kScript) {}
+      tenant_(std::move(tenant)),
+      keys_{key_},
+      script_(kScript) {
+  if (!tenant_.name.empty()) {
+    keys_.insert(keys_.end(), {absl::StrCat(key_, ":tenant:", tenant_.name), absl::StrCat(key_, ":tenants"),
+                               absl::StrCat(key_, ":weights")});
+    tenant_args_ = {tenant_.name, absl::StrCat(tenant_.weight),
+                    absl::StrCat(absl::ToInt64Microseconds(tenant_.window))};
+  }
+}
 
 absl::StatusOr<RedisRateLimiter::Reply> RedisRateLimiter::Run(std::string_view mode, int64_t min_n,
                                                               int64_t max_n) const {
-  absl::StatusOr<RedisReply> reply = client_->Eval(
-      script_, {key_}, {interval_ns_text_, burst_text_, absl::StrCat(min_n), absl::StrCat(max_n), std::string(mode)});
+  std::vector<std::string> args = {interval_ns_text_, burst_text_, absl::StrCat(min_n), absl::StrCat(max_n),
+                                   std::string(mode)};
+  args.insert(args.end(), tenant_args_.begin(), tenant_args_.end());
+  absl::StatusOr<RedisReply> reply = client_->Eval(script_, keys_, args);
   const absl::Time received = client_->clock()->Now();
   {
     std::lock_guard<std::mutex> lock(stats_mu_);

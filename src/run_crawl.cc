@@ -122,7 +122,8 @@ class CrawlSession {
     frontier_ = *std::move(frontier);
     if (options_.engine.rate.has_value()) {
       std::string upstream = shared.upstream.empty() ? UpstreamOf(plan.base_url) : shared.upstream;
-      auto limit = RedisRateLimiter::Create(redis_, *options_.engine.rate, std::move(upstream), shared.rate_lease);
+      auto limit = RedisRateLimiter::Create(redis_, *options_.engine.rate, std::move(upstream), shared.rate_lease,
+                                            RedisTenant{.name = shared.crawl_id, .weight = shared.weight});
       if (!limit.ok()) return limit.status();
       options_.engine.shared_limits.push_back(std::shared_ptr<RateLimit>(*std::move(limit)));
     }

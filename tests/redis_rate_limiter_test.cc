@@ -34,8 +34,8 @@ class RedisRateLimiterTest : public testing::RedisTest {
   }
 
   std::shared_ptr<RedisRateLimiter> Limiter(RateLimitSpec spec, const std::string& upstream, int64_t lease = 1,
-                                            std::shared_ptr<RedisClient> client = nullptr) {
-    auto limiter = RedisRateLimiter::Create(client ? client : Client(), spec, upstream, lease);
+                                            std::shared_ptr<RedisClient> client = nullptr, RedisTenant tenant = {}) {
+    auto limiter = RedisRateLimiter::Create(client ? client : Client(), spec, upstream, lease, std::move(tenant));
     EXPECT_TRUE(limiter.ok()) << limiter.status();
     return limiter.ok() ? std::shared_ptr<RedisRateLimiter>(*std::move(limiter)) : nullptr;
   }
@@ -97,6 +97,67 @@ TEST_F(RedisRateLimiterTest, CreateRejectsBadArguments) {
   EXPECT_FALSE(RedisRateLimiter::Create(nullptr, {10, 5}, "v").ok());
   EXPECT_THAT(std::string(RedisRateLimiter::Create(client, {1e-3, 5000}, "v").status().message()),
               HasSubstr("spans more than 2^52 ns"));
+  EXPECT_THAT(std::string(RedisRateLimiter::Create(client, {10, 5}, "v", 1, {"a:b"}).status().message()),
+              HasSubstr("tenant \"a:b\""));
+  EXPECT_FALSE(RedisRateLimiter::Create(client, {10, 5}, "v", 1, {"a", 0}).ok());
+}
+
+// Two tenants that both want more than the shared limit split it by weight,
+// the one with three times the callers no more than its share: after the
+// first second (each tenant's use is measured over a quarter second), and the
+// shared bound holds throughout.
+TEST_F(RedisRateLimiterTest, TenantsWantingMoreThanTheLimitSplitItByWeight) {
+  const RateLimitSpec spec = RateLimitSpec::PerSecond(200, 4);
+  for (const int64_t small_weight : {1, 3}) {
+    SCOPED_TRACE(small_weight);
+    const std::string upstream = absl::StrCat("shared", small_weight);
+    std::vector<std::shared_ptr<RedisRateLimiter>> big, small;
+    for (int i = 0; i < 3; ++i) big.push_back(Limiter(spec, upstream, 1, nullptr, {"big", 1}));
+    small.push_back(Limiter(spec, upstream, 1, nullptr, {"small", small_weight}));
+    std::vector<absl::Time> big_grants, small_grants;
+    std::thread big_thread([&] { big_grants = Hammer(big, 1, absl::Seconds(3), clock_); });
+    std::thread small_thread([&] { small_grants = Hammer(small, 1, absl::Seconds(3), clock_); });
+    big_thread.join();
+    small_thread.join();
+    std::vector<absl::Time> all = big_grants;
+    all.insert(all.end(), small_grants.begin(), small_grants.end());
+    std::sort(all.begin(), all.end());
+    ASSERT_GT(all.size(), 300u);
+    ExpectWindowBound(all, 200, 4);
+    const absl::Time settled = all.front() + absl::Seconds(1);
+    const auto after = [&](const std::vector<absl::Time>& v) {
+      return static_cast<double>(std::count_if(v.begin(), v.end(), [&](absl::Time t) { return t >= settled; }));
+    };
+    const double share = static_cast<double>(small_weight) / static_cast<double>(small_weight + 1);
+    const double got = after(small_grants) / (after(small_grants) + after(big_grants));
+    EXPECT_GT(got, share * 0.85) << after(small_grants) << " of " << after(small_grants) + after(big_grants);
+    EXPECT_LT(got, share * 1.15 + 0.02);
+  }
+}
+
+// A tenant alone, or next to one that never wants more than it gets, may use
+// the whole limit: shares apply only among tenants that are refused.
+TEST_F(RedisRateLimiterTest, ATenantAloneHasTheWholeLimit) {
+  const RateLimitSpec spec = RateLimitSpec::PerSecond(200, 4);
+  std::vector<std::shared_ptr<RedisRateLimiter>> alone = {Limiter(spec, "solo", 1, nullptr, {"a", 1}),
+                                                          Limiter(spec, "solo", 1, nullptr, {"a", 1})};
+  // Another tenant asks now and then (one token a 100 ms, far below its share).
+  std::shared_ptr<RedisRateLimiter> light = Limiter(spec, "solo", 1, nullptr, {"light", 1});
+  std::atomic<bool> stop{false};
+  std::thread asker([&] {
+    while (!stop) {
+      (void)light->Acquire(1);
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  });
+  const std::vector<absl::Time> grants = Hammer(alone, 2, absl::Seconds(2), clock_);
+  stop = true;
+  asker.join();
+  ASSERT_GT(grants.size(), 100u);
+  const double rate = static_cast<double>(grants.size() - 4) / absl::ToDoubleSeconds(grants.back() - grants.front());
+  // Far more than the half it would get if the light tenant held back a
+  // whole share (it holds back about twice what it uses).
+  EXPECT_GT(rate, 200 * 0.7) << "a tenant next to a light one was held to its share";
 }
 
 TEST_F(RedisRateLimiterTest, BurstThenPacedWithTheWaitReported) {

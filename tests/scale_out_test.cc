@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -210,6 +211,57 @@ TEST_F(ScaleOutTest, AWorkerServesEveryCrawlWithWorkLeft) {
     EXPECT_EQ(WaitFor(Spawn({kFanout, "status", "--redis", redis_->url(), id, "--json"}, out, out + ".err")), 0);
     EXPECT_THAT(ReadFile(out), HasSubstr("{\"level\":\"data\",\"pending\":0,\"done\":200,\"dead\":0}")) << id;
   }
+}
+
+// Two tenants on one upstream's shared limit, one with 100 times the work
+// (it is stopped once the small one is done) and four times the workers: the small one still gets half the limit (equal
+// weights), so it finishes in about twice the time it would take alone at the
+// whole limit, not five times (its share of the requests in flight).
+TEST_F(ScaleOutTest, ASmallTenantGetsItsFairShareNextToABigOne) {
+  StartRedis();
+  if (redis_ == nullptr) return;
+  mock::MockApiOptions api;
+  api.troops = 600;  // 12,000 leaves
+  api.warriors = 4;
+  api.groups = 5;
+  api.page_size = 3;
+  api.rate = 200;
+  api.burst = 10;
+  auto server = mock::MockApiServer::Start(api);
+  ASSERT_TRUE(server.ok()) << server.status();
+  // The small tenant's part of the vendor: a hundredth of the tree, behind
+  // another address, sharing the limit by its name (--upstream).
+  api.troops = 6;
+  auto small_server = mock::MockApiServer::Start(api);
+  ASSERT_TRUE(small_server.ok()) << small_server.status();
+  dir_ = FreshDir("scale_out_tenants");
+  std::ofstream(dir_ + "/spec.json") << Spec((*server)->base_url(), 200);
+  std::ofstream(dir_ + "/small.json") << Spec((*small_server)->base_url(), 200);
+  std::vector<pid_t> big;
+  for (int i = 0; i < 4; ++i) {
+    big.push_back(Spawn({kFanout, "crawl", dir_ + "/spec.json", "--redis", redis_->url(), "--crawl-id", "big",
+                         "--upstream", "vendor", "--quiet", "--jsonl", absl::StrCat(dir_, "/big", i, ".jsonl")},
+                        absl::StrCat(dir_, "/big.out.", i), absl::StrCat(dir_, "/big.err.", i)));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (RecordKeys(dir_ + "/big0.jsonl").size() < 20 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const pid_t small = Spawn({kFanout, "crawl", dir_ + "/small.json", "--redis", redis_->url(), "--crawl-id", "small",
+                             "--upstream", "vendor", "--quiet", "--summary-json", dir_ + "/small.summary.json"},
+                            dir_ + "/small.out", dir_ + "/small.err");
+  EXPECT_EQ(WaitFor(small), 0) << ReadFile(dir_ + "/small.err");
+  for (pid_t pid : big) kill(pid, SIGTERM);
+  for (pid_t pid : big) EXPECT_EQ(WaitFor(pid), 3) << "the big tenant should still have had work";
+  EXPECT_EQ((*server)->stats().rejected + (*small_server)->stats().rejected, 0);
+  const std::string summary = ReadFile(dir_ + "/small.summary.json");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(summary, m, std::regex(R"re("elapsed_seconds":([0-9.]+))re"))) << summary;
+  const double elapsed = std::stod(m[1]);
+  ASSERT_TRUE(std::regex_search(summary, m, std::regex(R"re("requests":([0-9]+))re"))) << summary;
+  const double alone = std::stod(m[1]) / 200;  // at the whole limit
+  EXPECT_LT(elapsed, 3 * alone) << "the small tenant took " << elapsed << " s; alone at the whole limit: " << alone;
+  EXPECT_GT(elapsed, 1.3 * alone) << "the big tenant did not get its share";
 }
 
 TEST_F(ScaleOutTest, BadSharedCrawlArgumentsAreClearErrors) {

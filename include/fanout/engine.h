@@ -220,6 +220,10 @@ struct RunOptions {
     // URL's host[:port].
     std::string upstream;
     int64_t rate_lease = 1;  // tokens fetched per round trip (1..burst)
+    // This crawl's weight among the crawls that share the upstream's limit
+    // (RedisTenant, named by crawl_id): crawls that all want more than the
+    // limit split it by weight.
+    int64_t weight = 1;
     bool force = false;      // join a crawl started with another plan
     // Entries written into the crawl's meta once joined (what `fanout
     // worker` needs to join it: the spec).

@@ -41,6 +41,18 @@
 // Lease sizes well below the burst leave each token a usable window; a lease
 // of 1 (the default) never holds tokens.
 //
+// Tenants: several crawls (customers, tenants) that share one upstream's
+// limit can each name themselves, with a weight. A tenant's tokens must then
+// also conform to a bucket of its own at its share of the rate,
+//     rate * weight / (weight + the weights of the other tenants refused
+//                      within the last `window`),
+// kept under `fanout:limit:<upstream>:tenant:<name>` (refusals in
+// `...:tenants`, weights in `...:weights`). A tenant that is never refused
+// is not counted against the others, so the limit is shared by weight only
+// among those that want more than it gives: a small crawl next to one with
+// 100 times the work gets half the rate (equal weights), and all of it when
+// alone. The shared bound on the upstream key holds regardless.
+//
 // Failure: when Redis cannot be reached, TryAcquire refuses (never grants
 // blind) and TimeUntilAvailable says when the client may reconnect; the
 // client reconnects by itself (RedisClient). A restarted Redis without
@@ -56,6 +68,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -77,6 +90,14 @@ struct RedisGrant {
   bool from_lease = false;  // served locally from a lease, without a round trip
 };
 
+// Who draws from a shared limit, for weighted fairness between tenants (see
+// above). An empty name: no tenant, the plain shared limit.
+struct RedisTenant {
+  std::string name;  // the tenant (a crawl id); no ':' (it is part of a key)
+  int64_t weight = 1;  // >= 1
+  absl::Duration window = absl::Seconds(1);  // how long a refusal counts, >= 10 ms
+};
+
 struct RedisRateLimiterStats {
   int64_t round_trips = 0;    // scripts run by this limiter
   int64_t granted = 0;        // tokens granted to callers
@@ -90,10 +111,10 @@ class RedisRateLimiter final : public RateLimit {
   // upstream) with `spec`'s rate and burst, through `client`, fetching up to
   // `lease` tokens per round trip (1 <= lease <= burst). InvalidArgument for a
   // bad spec (as RateLimiter::Create, and burst * interval must stay within
-  // 2^52 ns, about 52 days), upstream or lease. Makes no round trip.
+  // 2^52 ns, about 52 days), upstream, lease or tenant. Makes no round trip.
   static absl::StatusOr<std::unique_ptr<RedisRateLimiter>> Create(std::shared_ptr<RedisClient> client,
                                                                   RateLimitSpec spec, std::string upstream,
-                                                                  int64_t lease = 1);
+                                                                  int64_t lease = 1, RedisTenant tenant = {});
 
   // Takes `n` tokens if they can be granted now: from the lease if it holds
   // `n` unexpired tokens, else with one round trip (which also refills the
@@ -132,7 +153,7 @@ class RedisRateLimiter final : public RateLimit {
     absl::Time received;     // local clock when the reply arrived
   };
   RedisRateLimiter(std::shared_ptr<RedisClient> client, std::string upstream, absl::Duration interval,
-                   int64_t burst, int64_t lease);
+                   int64_t burst, int64_t lease, RedisTenant tenant);
   // Runs the script: mode "take" (at least min_n, at most max_n conformant
   // tokens, or none), "reserve", "peek" or "refund".
   absl::StatusOr<Reply> Run(std::string_view mode, int64_t min_n, int64_t max_n) const;
@@ -148,6 +169,9 @@ class RedisRateLimiter final : public RateLimit {
   const int64_t lease_size_;
   const std::string interval_ns_text_;  // the interval as the script reads it
   const std::string burst_text_;
+  const RedisTenant tenant_;
+  std::vector<std::string> keys_;         // the script's KEYS
+  std::vector<std::string> tenant_args_;  // its ARGV after the mode (empty: no tenant)
   const RedisScript script_;  // GCRA on the key (src/redis_rate_limiter.cc)
 
   mutable std::mutex mu_;  // held across the round trip that refills the lease

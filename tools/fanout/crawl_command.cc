@@ -47,6 +47,8 @@ namespace {
 constexpr char kMetaSpec[] = "cli.spec";
 constexpr char kMetaSpecPath[] = "cli.spec_path";
 constexpr char kMetaOverrides[] = "cli.overrides";
+constexpr char kMetaWeight[] = "cli.weight";      // a shared crawl's weight
+constexpr char kMetaUpstream[] = "cli.upstream";  // and the name of its shared limit
 
 std::atomic<int> g_signals{0};
 
@@ -402,6 +404,8 @@ int CrawlCommand(const std::vector<std::string>& args) {
   options.Bool("force", "use a journal (or join a shared crawl) made for another spec's plan", &flags.force);
   std::string redis_url, crawl_id, worker_id;
   absl::Duration lease_timeout = absl::Seconds(30);
+  int64_t weight = 1;
+  std::string upstream;
   options.String("redis", "URL",
                  "share the crawl through this Redis (redis://[:password@]host[:port][/db]) with every worker\n"
                  "that runs it with the same --crawl-id; a global rate becomes one budget for them all",
@@ -413,6 +417,12 @@ int CrawlCommand(const std::vector<std::string>& args) {
                  &worker_id);
   options.Duration("lease-timeout", "with --redis: a task a dead worker held goes back to the others after this long",
                    &lease_timeout);
+  options.Int("weight", "with --redis: this crawl's weight among crawls sharing the upstream's limit", &weight, 1,
+              1000000);
+  options.String("upstream", "NAME",
+                 "with --redis: the name of the shared limit (default the base URL's host:port); crawls of one\n"
+                 "vendor under different URLs share its budget by naming it alike",
+                 &upstream);
   AddRunFlags(options, flags, overrides);
   std::vector<std::string> positional;
   if (auto code = options.ParseOrExit(args, &positional, 1, 1, "fanout")) return *code;
@@ -470,11 +480,15 @@ int CrawlCommand(const std::vector<std::string>& args) {
     shared.force = flags.force;
     shared.frontier.worker_id = worker_id;
     shared.frontier.lease_timeout = lease_timeout;
+    shared.weight = weight;
+    shared.upstream = upstream;
     // What another worker needs to join (the spec's text, header values
     // unexpanded, so no secret from the environment goes to Redis).
     shared.meta = {{kMetaSpec, spec_text},
                    {kMetaSpecPath, std::filesystem::absolute(spec_path).lexically_normal().string()},
-                   {kMetaOverrides, overrides.Serialize()}};
+                   {kMetaOverrides, overrides.Serialize()},
+                   {kMetaWeight, absl::StrCat(weight)},
+                   {kMetaUpstream, upstream}};
   } else if (!spec->run.journal.empty()) {
     meta = {{kMetaSpec, spec_text},
             {kMetaSpecPath, std::filesystem::absolute(spec_path).lexically_normal().string()},
@@ -669,6 +683,10 @@ int WorkerCommand(const std::vector<std::string>& args) {
         shared.crawl_id = id;
         shared.frontier.worker_id = worker_id;
         shared.frontier.lease_timeout = lease_timeout;
+        for (const auto& [key, value] : summary->meta) {
+          if (key == kMetaWeight && !absl::SimpleAtoi(value, &shared.weight)) shared.weight = 1;
+          if (key == kMetaUpstream) shared.upstream = value;
+        }
         Serving entry;
         entry.id = id;
         entry.secrets = spec.secrets;
