@@ -23,7 +23,7 @@ constexpr char kHelp[] =
     "  resume JOURNAL   go on with a stopped or killed crawl\n"
     "  status JOURNAL   tasks by level and state, dead letters by reason (--redis URL CRAWL_ID: a shared crawl)\n"
     "  redrive JOURNAL  give dead-lettered tasks another chance (then resume)\n"
-    "  worker --redis URL  serve every shared crawl in a Redis (see crawl --redis)\n"
+    "  worker --redis URL  serve every shared crawl in a Redis (crawl --redis starts one)\n"
     "  mock-api         serve the bundled mock vendor API\n"
     "  version          print the version\n"
     "\n"
