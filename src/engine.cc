@@ -453,6 +453,7 @@ void Engine::Impl::OnFailure(Task task, const Outcome& outcome, int last_status)
       ++level.stats.throttled;
       // The upstream said slow down: pause everything sent to it.
       if (global_rate_) global_rate_->PauseUntil(now + decision.delay);
+      for (const std::shared_ptr<RateLimit>& shared : options_.shared_limits) shared->PauseFor(decision.delay, now);
       task.not_before = now + decision.delay;
       if (absl::Status s = parts_.frontier->Retry(std::move(task)); !s.ok()) Fail(s);
       return;

@@ -25,6 +25,8 @@ namespace {
 //            reserve: min_n tokens, conformant or not
 //            peek:    nothing; the wait for min_n
 //            refund:  moves the TATs back by min_n intervals
+//            pause:   nothing conforms for min_n ns (ahead >= pause + tolerance
+//                     - interval), then one token an interval
 // A tenant's tokens must conform to a second bucket too, at its share of the
 // rate: rate * weight / (its weight + the sum over the other tenants refused
 // within the window of weight * min(1, 2 * use / fair share)), where use is
@@ -107,6 +109,12 @@ if mode == 'refund' then
     if b.stored then store(b.key, b.ahead - min_n * b.interval) end
   end
   return {0, 0, buckets[1].ahead, now}
+end
+if mode == 'pause' then
+  local b = buckets[1]
+  local target = math.min(min_n + b.tolerance - b.interval, 4503599627370496)
+  if target > b.ahead then store(b.key, target) end
+  return {0, 0, b.ahead, now}
 end
 if mode == 'reserve' then
   local wait = wait_for(min_n)
@@ -341,6 +349,18 @@ absl::Duration RedisRateLimiter::TimeUntilAvailable(int64_t n, absl::Time /*now*
 void RedisRateLimiter::Refund(int64_t n) {
   if (n <= 0) return;
   (void)Run("refund", std::min(n, burst_), 0);
+}
+
+void RedisRateLimiter::PauseFor(absl::Duration d, absl::Time /*now*/) {
+  if (d <= absl::ZeroDuration()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> stats_lock(stats_mu_);
+    stats_.expired += remaining_;  // leased tokens must not outlive the pause
+    remaining_ = 0;
+  }
+  const int64_t ns = std::min<int64_t>(absl::ToInt64Nanoseconds(d), kMaxToleranceNs);
+  (void)Run("pause", ns, 0);
 }
 
 RedisRateLimiterStats RedisRateLimiter::stats() const {

@@ -52,6 +52,7 @@ class CountingLimit final : public RateLimit {
     ++refunded;
     inner_->Refund(n);
   }
+  void PauseFor(absl::Duration d, absl::Time now) override { inner_->PauseFor(d, now); }
   int asked = 0, reserved = 0, refunded = 0;
 
  private:

@@ -135,6 +135,28 @@ TEST_F(RedisRateLimiterTest, TenantsWantingMoreThanTheLimitSplitItByWeight) {
   }
 }
 
+// An upstream's "wait" seen by one process holds back every process on the
+// key (those with tokens leased before keep only those: they were
+// conformant when granted), then grants resume one an interval (no burst).
+TEST_F(RedisRateLimiterTest, APauseHoldsBackEveryProcess) {
+  const RateLimitSpec spec = RateLimitSpec::PerSecond(100, 5);
+  std::shared_ptr<RedisRateLimiter> a = Limiter(spec, "paused", 3);
+  std::shared_ptr<RedisRateLimiter> b = Limiter(spec, "paused");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->TryAcquire(1));  // a now holds a lease of 2 more
+  a->PauseFor(absl::Milliseconds(400), clock_.Now());
+  EXPECT_FALSE(a->TryAcquire(1)) << "a leased token outlived the pause";
+  EXPECT_FALSE(b->TryAcquire(1));
+  const absl::Duration wait = b->TimeUntilAvailable(1, clock_.Now());
+  EXPECT_GT(wait, absl::Milliseconds(300));
+  EXPECT_LE(wait, absl::Milliseconds(400));
+  absl::SleepFor(wait + absl::Milliseconds(20));
+  int grabbed = 0;
+  while (b->TryAcquire(1)) ++grabbed;
+  EXPECT_GE(grabbed, 1);
+  EXPECT_LE(grabbed, 3) << "a burst (5) came back right after the pause; 20 ms at 100/s is 2 tokens";
+}
+
 // A tenant alone, or next to one that never wants more than it gets, may use
 // the whole limit: shares apply only among tenants that are refused.
 TEST_F(RedisRateLimiterTest, ATenantAloneHasTheWholeLimit) {

@@ -105,14 +105,14 @@ TEST_F(ScaleOutTest, FourWorkersShareOneCrawlAndOneLimit) {
   mock::MockApiOptions api;
   api.troops = 30;
   api.warriors = 4;
-  api.groups = 5;  // 600 leaves, about 750 requests: 2.5 s at 300/s
+  api.groups = 5;  // 600 leaves, about 750 requests: 3.8 s at 200/s
   api.page_size = 3;
-  api.rate = 300;
+  api.rate = 200;
   api.burst = 10;
   auto server = mock::MockApiServer::Start(api);
   ASSERT_TRUE(server.ok()) << server.status();
   dir_ = FreshDir("scale_out_four");
-  std::ofstream(dir_ + "/spec.json") << Spec((*server)->base_url(), 300);
+  std::ofstream(dir_ + "/spec.json") << Spec((*server)->base_url(), 200);
   std::vector<pid_t> workers;
   for (int i = 0; i < 4; ++i) workers.push_back(StartWorker(i));
   for (int i = 0; i < 4; ++i) {

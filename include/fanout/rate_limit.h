@@ -54,6 +54,12 @@ class RateLimit {
   // used (all-or-nothing sets back out this way). Thread-safe; best effort for
   // remote implementations (a lost refund only costs throughput).
   virtual void Refund(int64_t n) = 0;
+
+  // Grants nothing for `d` from `now` (the upstream said to wait: a 429 with
+  // Retry-After), then resumes at the sustained rate without a burst. A
+  // shared implementation pauses every process that uses it. Thread-safe;
+  // best effort for remote implementations.
+  virtual void PauseFor(absl::Duration d, absl::Time now) = 0;
 };
 
 }  // namespace fanout

@@ -115,6 +115,7 @@ class RateLimiter final : public RateLimit {
   // Retry-After); from then on, grants resume at the sustained rate without an
   // initial burst. A `until` in the past does nothing. Lock-free.
   void PauseUntil(absl::Time until);
+  void PauseFor(absl::Duration d, absl::Time now) override { PauseUntil(now + d); }
 
   // A consistent-enough snapshot for metrics (fields are read separately).
   RateLimiterState State() const;

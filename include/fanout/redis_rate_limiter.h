@@ -135,6 +135,10 @@ class RedisRateLimiter final : public RateLimit {
   // One round trip that moves the TAT back by n intervals (as RateLimiter's
   // Refund does); errors are dropped (a lost refund only costs throughput).
   void Refund(int64_t n) override;
+  // One round trip that sets the key so nothing conforms for `d` (then one
+  // token an interval, no burst), for every process on it; drops the lease.
+  // Errors are dropped (last_error() keeps them).
+  void PauseFor(absl::Duration d, absl::Time now) override;
   const std::string& name() const override { return upstream_; }
   int64_t burst() const override { return burst_; }
 
