@@ -253,7 +253,10 @@ void Engine::Impl::Pump() {
     const absl::Time now = clock().Now();
     if (!staged_) {
       staged_ = parts_.frontier->Lease(now);
-      if (!staged_) break;
+      if (!staged_) {
+        if (absl::Status s = parts_.frontier->health(); !s.ok()) return Fail(s);
+        break;
+      }
       if (!nodes_.contains(staged_->id) && staged_->parent == 0) nodes_.emplace(staged_->id, Node{});
     }
     Admission admission = levels_[staged_->level].limits.TryAcquire(1, now);

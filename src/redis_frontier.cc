@@ -510,6 +510,7 @@ absl::Status RedisFrontier::Add(std::vector<Task> tasks) {
 void RedisFrontier::Hold(const Task& task) { held_[task.id] = task.level; }
 
 std::optional<Task> RedisFrontier::Lease(absl::Time now) {
+  if (!error_.ok()) return std::nullopt;
   if (prefetched_.empty()) {
     // After an empty fetch, ask again only when something may have changed:
     // this worker sent new tasks, a retry came due, or a poll is due.
@@ -538,7 +539,8 @@ absl::Status RedisFrontier::Fetch() {
   outage_since_ = absl::InfiniteFuture();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 3 ||
       reply->elements[0].type != RedisReply::Type::kArray) {
-    return ShapeError(*client_, options_.crawl_id, "lease");
+    error_ = ShapeError(*client_, options_.crawl_id, "lease");
+    return error_;
   }
   const std::vector<RedisReply>& got = reply->elements[0].elements;
   for (size_t i = 0; i + 1 < got.size(); i += 2) {
@@ -643,10 +645,15 @@ absl::Status RedisFrontier::Outage(const absl::Status& error) {
   const absl::Time now = clock_->Now();
   if (outage_since_ == absl::InfiniteFuture()) outage_since_ = now;
   retry_at_ = now + std::max(absl::Milliseconds(10), client_->RetryDelay());
+  if (!absl::IsUnavailable(error) && !absl::IsDeadlineExceeded(error)) {
+    error_ = error;  // an answer, not an outage: waiting will not help
+    return error_;
+  }
   if (now - outage_since_ > options_.max_outage) {
-    return absl::UnavailableError(absl::StrCat("redis frontier for crawl \"", options_.crawl_id,
-                                               "\": Redis unreachable for more than ",
-                                               absl::FormatDuration(options_.max_outage), ": ", error.message()));
+    error_ = absl::UnavailableError(absl::StrCat("redis frontier for crawl \"", options_.crawl_id,
+                                                 "\": Redis unreachable for more than ",
+                                                 absl::FormatDuration(options_.max_outage), ": ", error.message()));
+    return error_;
   }
   return absl::OkStatus();
 }
@@ -665,7 +672,6 @@ absl::Status RedisFrontier::SendOps(bool wait) {
     for (size_t i = 0; i < n; ++i) args.insert(args.end(), ops_[i].args.begin(), ops_[i].args.end());
     absl::StatusOr<RedisReply> reply = Run(Script(kOutcomes), std::move(args));
     if (!reply.ok()) {
-      if (!absl::IsUnavailable(reply.status()) && !absl::IsDeadlineExceeded(reply.status())) return reply.status();
       if (absl::Status s = Outage(reply.status()); !s.ok()) return s;
       if (!wait) return absl::OkStatus();
       continue;

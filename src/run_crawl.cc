@@ -145,7 +145,8 @@ class CrawlSession {
     auto journal = SqliteFrontier::Open({.path = options_.journal,
                                          .plan_fingerprint = PlanFingerprint(plan),
                                          .force = options_.force_journal,
-                                         .levels = plan.levels.size()},
+                                         .levels = plan.levels.size(),
+                                         .sync_full = options_.journal_sync_full},
                                         &clock_);
     if (!journal.ok()) return journal.status();
     for (const auto& [key, value] : options_.journal_meta) {

@@ -671,7 +671,7 @@ absl::StatusOr<CrawlSpec> SpecReader::Read(std::string_view json) {
   if (!object.ok()) return Error("", absl::StrCat("expected a JSON object, got ", TypeName(root.type())));
   if (absl::Status s = CheckKeys(*object, "",
                                  {"base_url", "allow_other_origins", "headers", "timeouts", "verify_tls", "limits",
-                                  "retry", "levels", "sinks", "journal", "dead_letters"});
+                                  "retry", "levels", "sinks", "journal", "journal_sync", "dead_letters"});
       !s.ok()) {
     return s;
   }
@@ -752,6 +752,16 @@ absl::StatusOr<CrawlSpec> SpecReader::Read(std::string_view json) {
     if (!file.ok()) return file.status();
     if (file->empty()) return Error(key, "must not be empty (leave the key out for none)");
     (std::string_view(key) == "journal" ? spec.run.journal : spec.output.dead_letters) = Resolve(*file);
+  }
+  if (object->at_key("journal_sync").get(field) == simdjson::SUCCESS) {
+    auto sync = String(field, "journal_sync");
+    if (!sync.ok()) return sync.status();
+    if (*sync != "normal" && *sync != "full") {
+      return Error("journal_sync", absl::StrCat("expected \"normal\" (survives a crash of the process) or \"full\" "
+                                                "(also a power loss, an fsync per commit), got \"", *sync, "\""));
+    }
+    if (spec.run.journal.empty()) return Error("journal_sync", "needs \"journal\"");
+    spec.run.journal_sync_full = *sync == "full";
   }
   if (spec.output.sqlite && spec.run.journal.empty()) {
     return Error("sinks.sqlite", "records go into the journal's own transaction: set \"journal\" too");

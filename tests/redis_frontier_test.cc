@@ -317,6 +317,26 @@ TEST_F(RedisFrontierTest, OutcomesSurviveARedisRestart) {
   ExpectBalanced(c);
 }
 
+// Redis gone for longer than max_outage: the frontier says so (the engine
+// then ends the run with that error) instead of waiting forever.
+TEST_F(RedisFrontierTest, AnOutageLongerThanItsPatienceIsAnError) {
+  RedisFrontierOptions options = Options();
+  options.max_outage = absl::Milliseconds(200);
+  auto f = Open(options);
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->Add({Root()}).ok());
+  server_->Stop();
+  EXPECT_FALSE(f->Lease(clock_.Now()).has_value());
+  EXPECT_TRUE(f->health().ok()) << "an outage just begun is waited out";
+  const absl::Time deadline = clock_.Now() + absl::Seconds(5);
+  while (f->health().ok() && clock_.Now() < deadline) {
+    (void)f->Lease(clock_.Now());
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(absl::IsUnavailable(f->health())) << f->health();
+  EXPECT_THAT(std::string(f->health().message()), HasSubstr("unreachable for more than 200ms"));
+}
+
 // Batching: leases come 32 to a round trip and outcomes 256 to one.
 TEST_F(RedisFrontierTest, RoundTripsPerTaskAreFewWhenBatched) {
   RedisFrontierOptions options = Options(2);

@@ -167,6 +167,17 @@ TEST(CrawlSpec, DefaultsWhenLeftOut) {
   EXPECT_TRUE(spec->output.jsonl.empty());
   EXPECT_TRUE(spec->secrets.empty());
   EXPECT_FALSE(spec->run.engine.adaptive.has_value());
+  EXPECT_FALSE(spec->run.journal_sync_full);
+}
+
+TEST(CrawlSpec, JournalSyncFullNeedsAJournal) {
+  auto full = ParseCrawlSpec(R"({"base_url": "https://h", "journal": "j.db", "journal_sync": "full",
+                                 "levels": [{"name": "doc", "url": "/doc"}]})");
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_TRUE(full->run.journal_sync_full);
+  auto alone = ParseCrawlSpec(R"({"base_url": "https://h", "journal_sync": "full",
+                                  "levels": [{"name": "doc", "url": "/doc"}]})");
+  EXPECT_THAT(std::string(alone.status().message()), ::testing::HasSubstr("journal_sync: needs \"journal\""));
 }
 
 TEST(CrawlSpec, SecretHeadersAreKnownByNameToo) {
@@ -218,6 +229,8 @@ TEST(CrawlSpec, EveryValidationErrorNamesTheKeyPath) {
       {{{R"("http://127.0.0.1:8080")", R"("ftp://h")"}}, R"(base_url: expected an http:// or https:// URL, got "ftp://h")"},
       {{{R"("http://127.0.0.1:8080")", "8080"}}, "base_url: expected a string, got a number 8080"},
       {{{R"("journal")", R"("jorunal")"}}, "jorunal: unknown key (expected one of: base_url,"},
+      {{{R"("dead_letters")", R"("journal_sync": "often", "dead_letters")"}},
+       R"(journal_sync: expected "normal" (survives a crash of the process) or "full")"},
       {{{R"("Accept": "application/json")", R"("Accept": 3)"}}, "headers.Accept: expected a string, got a number 3"},
       {{{R"("Accept": "application/json")", R"("Bad Name": "x")"}}, "headers.Bad Name: not a valid header name"},
       {{{"${VENDOR_TOKEN}", "${NOT_SET}"}}, "headers.Authorization: environment variable NOT_SET is not set"},

@@ -207,6 +207,10 @@ struct RunOptions {
   // and a resume cuts them back to it, so no line is lost or written twice.
   std::string journal;
   bool force_journal = false;  // resume a journal written for another plan
+  // Journal commits (and the JSON lines files' fsync with each) survive a
+  // crash of the process in any case; `true` also survives a power loss, at
+  // the cost of an fsync of the journal per commit (SQLite synchronous=FULL).
+  bool journal_sync_full = false;
   // Scale-out: when `redis_url` is set, the crawl's tasks live in that Redis
   // under `crawl_id` (RedisFrontier), shared with every worker that runs the
   // same crawl id, and a global `engine.rate` becomes a budget shared by

@@ -83,6 +83,11 @@ class Frontier {
   // nothing). The engine calls it when a run ends.
   virtual absl::Status Flush() { return absl::OkStatus(); }
 
+  // Why the frontier cannot go on, if it cannot (a shared store out of reach
+  // for longer than its patience); OK otherwise. Lease finds nothing while it
+  // is not OK, and the engine ends the run with it.
+  virtual absl::Status health() const { return absl::OkStatus(); }
+
   // Round trips to a remote store so far (0 for a local frontier): what
   // sharing the crawl costs, for stats and benchmarks.
   virtual int64_t round_trips() const { return 0; }

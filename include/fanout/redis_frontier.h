@@ -114,6 +114,9 @@ class RedisFrontier final : public Frontier {
   absl::Status Flush() override;
   FrontierCounts counts() const override;
   std::vector<int64_t> pending_by_level() const override;
+  // Not OK once Redis has been out of reach for longer than max_outage, or
+  // answered what the frontier cannot use (a script error).
+  absl::Status health() const override { return error_; }
 
   // Tasks fetched from Redis and not yet handed out, and handed out (leased
   // by the engine) but without an outcome yet.
@@ -169,6 +172,7 @@ class RedisFrontier final : public Frontier {
   absl::Time empty_at_ = absl::InfinitePast();
   bool new_work_ = false;  // this worker sent new tasks since the empty fetch
   absl::Time outage_since_ = absl::InfiniteFuture();
+  absl::Status error_;  // sticky: health()
   absl::Time retry_at_ = absl::InfinitePast();  // no Redis call before this (outage backoff)
   EventLoop::TimerId timer_ = 0;
   absl::Time timer_at_ = absl::InfiniteFuture();
