@@ -378,12 +378,16 @@ absl::Status ValidateCrawlId(std::string_view crawl_id) {
 absl::StatusOr<std::unique_ptr<RedisFrontier>> RedisFrontier::Open(std::shared_ptr<RedisClient> client,
                                                                     RedisFrontierOptions options, EventLoop* loop,
                                                                     const Clock* clock) {
-  if (client == nullptr || clock == nullptr) return absl::InvalidArgumentError("redis frontier: client and clock are required");
+  if (client == nullptr || clock == nullptr) {
+    return absl::InvalidArgumentError("redis frontier: client and clock are required");
+  }
   if (absl::Status s = ValidateCrawlId(options.crawl_id); !s.ok()) return s;
   const auto bad = [&](std::string what) {
     return absl::InvalidArgumentError(absl::StrCat("redis frontier for crawl \"", options.crawl_id, "\": ", what));
   };
-  if (options.levels < 1 || options.levels > 64) return bad(absl::StrCat("levels must be in [1, 64], got ", options.levels));
+  if (options.levels < 1 || options.levels > 64) {
+    return bad(absl::StrCat("levels must be in [1, 64], got ", options.levels));
+  }
   if (options.lease_timeout < absl::Milliseconds(100)) {
     return bad(absl::StrCat("lease_timeout must be >= 100ms, got ", absl::FormatDuration(options.lease_timeout)));
   }
@@ -460,7 +464,9 @@ absl::Status RedisFrontier::Init() {
   }
   counts_at_ = absl::InfinitePast();
   (void)counts();
-  if (counts_at_ == absl::InfinitePast()) return absl::UnavailableError("redis frontier: cannot read the crawl's counts");
+  if (counts_at_ == absl::InfinitePast()) {
+    return absl::UnavailableError("redis frontier: cannot read the crawl's counts");
+  }
   return absl::OkStatus();
 }
 
@@ -774,7 +780,9 @@ absl::StatusOr<RedisCrawlSummary> InspectRedisCrawl(RedisClient& client, const s
   for (const RedisReply& reason : dead->elements) ++reasons[reason.str];
   summary.dead_by_reason.assign(reasons.begin(), reasons.end());
   std::sort(summary.dead_by_reason.begin(), summary.dead_by_reason.end(),
-            [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+            [](const auto& a, const auto& b) {
+              return a.second != b.second ? a.second > b.second : a.first < b.first;
+            });
   if (summary.dead_by_reason.size() > max_reasons) summary.dead_by_reason.resize(max_reasons);
   return summary;
 }

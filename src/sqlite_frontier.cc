@@ -33,7 +33,8 @@ enum State : int { kPending = 0, kDone = 1, kDead = 2 };
 // A blob or text column's bytes (empty for NULL).
 std::string_view ColumnBytes(sqlite3_stmt* stmt, int column) {
   const void* data = sqlite3_column_blob(stmt, column);
-  return data == nullptr ? std::string_view() : std::string_view(static_cast<const char*>(data), sqlite3_column_bytes(stmt, column));
+  if (data == nullptr) return std::string_view();
+  return std::string_view(static_cast<const char*>(data), sqlite3_column_bytes(stmt, column));
 }
 
 }  // namespace

@@ -122,8 +122,8 @@ class RedisServer {
   absl::Status Launch(absl::Duration ready_within) {
     if (port_ == 0) return absl::UnavailableError("no free loopback port");
     const std::string log_path = dir_ + "/redis.log";
-    pid_ = Spawn({binary_, "--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", appendonly_ ? "yes" : "no",
-                  "--dir", dir_, "--daemonize", "no", "--logfile", ""},
+    pid_ = Spawn({binary_, "--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                  appendonly_ ? "yes" : "no", "--dir", dir_, "--daemonize", "no", "--logfile", ""},
                  log_path, log_path);
     if (pid_ <= 0) return absl::UnavailableError(absl::StrCat("cannot start ", binary_));
     SystemClock clock;
