@@ -50,5 +50,13 @@ curl -s "$url/_stats" | head -c 600; echo
 echo
 "$fanout" status "$out/crawl.journal" || true
 echo "demo: documents on disk: $(find "$out/tree" -name data.json | wc -l) in $out/tree, $(wc -l <"$out/data.jsonl") lines in $out/data.jsonl"
+# The pace over the whole crawl against the vendor's limit, and its refusals.
+stats=$(curl -s "$url/_stats")
+rejected=$(sed -n 's/.*"rejected":\([0-9]*\).*/\1/p' <<<"$stats")
+awk -v s="$(cat "$out/summary.json")" -v rejected="${rejected:-?}" 'BEGIN {
+  match(s, /"requests":[0-9]+/); n = substr(s, RSTART + 11, RLENGTH - 11)
+  match(s, /"elapsed_seconds":[0-9.]+/); t = substr(s, RSTART + 18, RLENGTH - 18)
+  if (t > 0) printf "demo: %d requests in %.1f s: %.1f/s, %.1f%% of the vendor'"'"'s 500/s limit; 429s from the vendor: %s\n", n, t, n / t, n / t / 5, rejected
+}'
 # 0: all done; 4: done with dead letters (shown above). Anything else failed.
 [[ $code -eq 0 || $code -eq 4 ]]

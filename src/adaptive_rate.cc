@@ -23,6 +23,8 @@ constexpr int64_t kMinMeasureSamples = 20;
 // The upstream refusing more than this share of the window's requests makes
 // the accepted rate a measure of its limit.
 constexpr double kInformativeRefusals = 0.15;
+// Fewer refused than this share of a well-measured window: a stray refusal.
+constexpr double kRareRefusals = 0.01;
 
 absl::Status OptionError(absl::string_view field, absl::string_view must, absl::string_view got) {
   return absl::InvalidArgumentError(absl::StrCat("adaptive rate: ", field, " must be ", must, ", got ", got));
@@ -244,6 +246,13 @@ void AdaptiveRateController::Decrease(const RateObservation& o) {
     // nearly enough.
     target = sending * options_.repeat_decrease_factor;
     blind_cut_ = true;
+  } else if (!recent && span >= kMinMeasureSpan && all >= kMinMeasureSamples &&
+             static_cast<double>(accepted) >= (1 - kRareRefusals) * static_cast<double>(all)) {
+    // A lone refusal after a well-measured spell of acceptances (a stray one:
+    // requests bunched on their way): the limit is at most a little below
+    // what was accepted, so settle just under that. If it was more than a
+    // stray, the next refusal comes soon, and halves (the branch below).
+    target = static_cast<double>(accepted) / seconds * (1 - options_.settle_margin);
   } else {
     target = sending * options_.decrease_factor;
     blind_cut_ = true;

@@ -226,6 +226,27 @@ TEST(AdaptiveRate, AFailedProbeReturnsToTheRateThatHeldAndWaitsLonger) {
   EXPECT_NEAR(limiter->rate_per_second(), 51, 0.02);
 }
 
+// A stray refusal after a long spell of acceptances (requests that bunched on
+// their way) costs a few percent, not half the rate; one soon after it is
+// taken seriously.
+TEST(AdaptiveRate, AStrayRefusalCutsGentlyAndASecondOneSoonAfterHalves) {
+  FakeClock clock;
+  auto limiter = Limiter(&clock, 100);
+  auto controller = Controller(limiter.get());
+  for (int i = 0; i < 200; ++i) {  // 2 s at the limiter's 100/s, all accepted
+    clock.Advance(absl::Milliseconds(10));
+    controller->Observe(Response(200, nullptr, clock.Now() - absl::Milliseconds(1), clock.Now()));
+  }
+  controller->Observe(Response(429, nullptr, clock.Now() - absl::Milliseconds(1), clock.Now()));
+  EXPECT_NEAR(limiter->rate_per_second(), 100 * 0.97, 0.5);
+  EXPECT_EQ(controller->State().mode, RateMode::kBackoff);
+  const absl::Time sent = clock.Now();
+  clock.Advance(absl::Milliseconds(20));
+  controller->Observe(Response(429, nullptr, sent, clock.Now()));
+  EXPECT_NEAR(limiter->rate_per_second(), 100 * 0.97 / 2, 0.5);
+  EXPECT_EQ(controller->State().decreases, 2);
+}
+
 TEST(AdaptiveRate, ARefusalWhileSendingBelowTheLimiterRateCutsFromWhatWasSent) {
   FakeClock clock;
   auto limiter = Limiter(&clock, 100);
