@@ -8,6 +8,7 @@
 #include <random>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -418,10 +419,9 @@ RedisFrontier::~RedisFrontier() {
   if (timer_ != 0 && loop_ != nullptr) loop_->Cancel(timer_);
   // Everything this worker holds goes back: fetched tasks, and tasks handed
   // out whose outcome will never come (a stop abandoned them).
-  for (const auto& [id, level] : held_) ops_.push_back(Op{{"L", absl::StrCat(id)}});
+  for (uint64_t id : held_) ops_.push_back(Op{{"L", absl::StrCat(id)}});
   held_.clear();
-  for (const Task& task : prefetched_) ops_.push_back(Op{{"L", absl::StrCat(task.id)}});
-  prefetched_.clear();
+  GiveBackPrefetched();
   (void)SendOps(/*wait=*/false);
 }
 
@@ -513,7 +513,14 @@ absl::Status RedisFrontier::Add(std::vector<Task> tasks) {
   return SendOps(/*wait=*/true);
 }
 
-void RedisFrontier::Hold(const Task& task) { held_[task.id] = task.level; }
+void RedisFrontier::GiveBackPrefetched() {
+  for (const Task& task : prefetched_) ops_.push_back(Op{{"L", absl::StrCat(task.id)}});
+  prefetched_.clear();
+}
+
+absl::Status RedisFrontier::NotHeld(uint64_t task_id) const {
+  return absl::FailedPreconditionError(absl::StrFormat("redis frontier: task %d is not leased here", task_id));
+}
 
 std::optional<Task> RedisFrontier::Lease(absl::Time now) {
   if (!error_.ok()) return std::nullopt;
@@ -528,7 +535,7 @@ std::optional<Task> RedisFrontier::Lease(absl::Time now) {
   }
   Task task = std::move(prefetched_.front());
   prefetched_.pop_front();
-  Hold(task);
+  held_.insert(task.id);
   return task;
 }
 
@@ -582,10 +589,7 @@ std::optional<absl::Time> RedisFrontier::NextReadyTime() const {
 }
 
 absl::StatusOr<std::vector<uint64_t>> RedisFrontier::Complete(uint64_t task_id, std::vector<Task> discovered) {
-  auto held = held_.find(task_id);
-  if (held == held_.end()) {
-    return absl::FailedPreconditionError(absl::StrFormat("redis frontier: task %d is not leased here", task_id));
-  }
+  if (!held_.contains(task_id)) return NotHeld(task_id);
   Op op{{"C", absl::StrCat(task_id), absl::StrCat(discovered.size())}};
   std::vector<uint64_t> ids;
   ids.reserve(discovered.size());
@@ -594,18 +598,14 @@ absl::StatusOr<std::vector<uint64_t>> RedisFrontier::Complete(uint64_t task_id, 
     if (absl::Status s = Stamp(task, &op.args); !s.ok()) return s;
     ids.push_back(task.id);
   }
-  held_.erase(held);
+  held_.erase(task_id);
   if (!discovered.empty()) new_work_ = true;
   if (absl::Status s = Buffer(std::move(op)); !s.ok()) return s;
   return ids;
 }
 
 absl::Status RedisFrontier::Retry(Task task) {
-  auto held = held_.find(task.id);
-  if (held == held_.end()) {
-    return absl::FailedPreconditionError(absl::StrFormat("redis frontier: task %d is not leased here", task.id));
-  }
-  held_.erase(held);
+  if (held_.erase(task.id) == 0) return NotHeld(task.id);
   const absl::Duration delay = std::max(absl::ZeroDuration(), task.not_before - clock_->Now());
   new_work_ = true;
   if (delay > absl::ZeroDuration()) {
@@ -617,18 +617,12 @@ absl::Status RedisFrontier::Retry(Task task) {
 }
 
 absl::Status RedisFrontier::Dead(uint64_t task_id, std::string reason) {
-  auto held = held_.find(task_id);
-  if (held == held_.end()) {
-    return absl::FailedPreconditionError(absl::StrFormat("redis frontier: task %d is not leased here", task_id));
-  }
-  held_.erase(held);
+  if (held_.erase(task_id) == 0) return NotHeld(task_id);
   return Buffer(Op{{"D", absl::StrCat(task_id), std::move(reason)}});
 }
 
 absl::Status RedisFrontier::Release(Task task) {
-  if (held_.erase(task.id) == 0) {
-    return absl::FailedPreconditionError(absl::StrFormat("redis frontier: task %d is not leased here", task.id));
-  }
+  if (held_.erase(task.id) == 0) return NotHeld(task.id);
   // Handed back before it was sent: keep it here, first in line (the engine
   // releases the task it staged when it stops; Flush gives these back).
   prefetched_.push_front(std::move(task));
@@ -697,7 +691,7 @@ absl::Status RedisFrontier::RenewIfDue(absl::Time now) {
     return absl::OkStatus();
   }
   std::vector<std::string> args = {options_.worker_id, absl::StrCat(absl::ToInt64Microseconds(options_.lease_timeout))};
-  for (const auto& [id, level] : held_) args.push_back(absl::StrCat(id));
+  for (uint64_t id : held_) args.push_back(absl::StrCat(id));
   for (const Task& task : prefetched_) args.push_back(absl::StrCat(task.id));
   absl::StatusOr<RedisReply> reply = Run(Script(kRenew), std::move(args));
   if (!reply.ok()) return Outage(reply.status());
@@ -728,8 +722,7 @@ void RedisFrontier::Tick() {
 }
 
 absl::Status RedisFrontier::Flush() {
-  for (const Task& task : prefetched_) ops_.push_back(Op{{"L", absl::StrCat(task.id)}});
-  prefetched_.clear();
+  GiveBackPrefetched();
   if (absl::Status s = SendOps(/*wait=*/true); !s.ok()) return s;
   counts_at_ = absl::InfinitePast();
   return absl::OkStatus();

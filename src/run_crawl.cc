@@ -121,23 +121,17 @@ class CrawlSession {
     if (absl::Status s = SetRedisCrawlMeta(*redis_, shared.crawl_id, shared.meta); !s.ok()) return s;
     frontier_ = *std::move(frontier);
     if (options_.engine.rate.has_value()) {
-      std::string upstream = shared.upstream.empty() ? UpstreamOf(plan.base_url) : shared.upstream;
+      std::string upstream = shared.upstream;
+      if (upstream.empty()) {  // the base URL's host[:port]
+        const std::string origin = OriginOf(plan.base_url);
+        upstream = origin.substr(origin.find("://") + 3);
+      }
       auto limit = RedisRateLimiter::Create(redis_, *options_.engine.rate, std::move(upstream), shared.rate_lease,
                                             RedisTenant{.name = shared.crawl_id, .weight = shared.weight});
       if (!limit.ok()) return limit.status();
       options_.engine.shared_limits.push_back(std::shared_ptr<RateLimit>(*std::move(limit)));
     }
     return absl::OkStatus();
-  }
-
-  // "host[:port]" of a URL (the default name of its upstream's shared limit).
-  static std::string UpstreamOf(const std::string& url) {
-    size_t start = url.find("://");
-    start = start == std::string::npos ? 0 : start + 3;
-    const size_t end = url.find_first_of("/?#", start);
-    std::string host = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (const size_t at = host.rfind('@'); at != std::string::npos) host.erase(0, at + 1);  // no credentials
-    return host.empty() ? url : host;
   }
 
   // Opens the journal and ties the JSON lines sinks to its commits.

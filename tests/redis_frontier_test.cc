@@ -36,10 +36,7 @@ class RedisFrontierTest : public testing::RedisTest {
   }
 
   std::unique_ptr<RedisFrontier> Open(RedisFrontierOptions options) {
-    RedisClientOptions client_options;
-    client_options.reconnect_initial = absl::Milliseconds(10);
-    client_options.reconnect_max = absl::Milliseconds(50);
-    std::shared_ptr<RedisClient> client = Connect(client_options);
+    std::shared_ptr<RedisClient> client = Connect(QuickReconnect());
     if (client == nullptr) return nullptr;
     auto frontier = RedisFrontier::Open(client, std::move(options), nullptr, &clock_);
     EXPECT_TRUE(frontier.ok()) << frontier.status();
@@ -294,10 +291,7 @@ TEST_F(RedisFrontierTest, DeadTasksAreCountedAndRedriven) {
 TEST_F(RedisFrontierTest, OutcomesSurviveARedisRestart) {
   auto server = testing::RedisServer::Start(absl::Seconds(10), /*appendonly=*/true);
   ASSERT_TRUE(server.ok()) << server.status();
-  RedisClientOptions client_options;
-  client_options.reconnect_initial = absl::Milliseconds(10);
-  client_options.reconnect_max = absl::Milliseconds(50);
-  std::shared_ptr<RedisClient> client = Connect(client_options, (*server)->url());
+  std::shared_ptr<RedisClient> client = Connect(QuickReconnect(), (*server)->url());
   ASSERT_NE(client, nullptr);
   auto f = RedisFrontier::Open(client, Options(), nullptr, &clock_);
   ASSERT_TRUE(f.ok()) << f.status();

@@ -53,7 +53,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -140,7 +140,8 @@ class RedisFrontier final : public Frontier {
   // Checks a new task's level, gives it an id, and appends (id, level,
   // encoded task) to a script's arguments.
   absl::Status Stamp(Task& task, std::vector<std::string>* args);
-  void Hold(const Task& task);
+  void GiveBackPrefetched();  // as "L" (release) outcomes
+  absl::Status NotHeld(uint64_t task_id) const;
   absl::Status Buffer(Op op);
   // Sends buffered outcomes (and renews leases when due). `wait` retries an
   // unreachable Redis up to max_outage; otherwise it leaves the batch for
@@ -159,7 +160,7 @@ class RedisFrontier final : public Frontier {
   const std::string prefix_;  // "fanout:{<crawl id>}:"
 
   std::deque<Task> prefetched_;                    // leased from Redis, not handed out
-  absl::flat_hash_map<uint64_t, uint32_t> held_;   // handed out: id -> level
+  absl::flat_hash_set<uint64_t> held_;             // handed out, no outcome yet
   std::vector<Op> ops_;                            // outcomes not yet sent
   absl::Time ops_since_ = absl::InfiniteFuture();  // when the oldest buffered op was made
   absl::Time last_renew_;

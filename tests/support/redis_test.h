@@ -33,6 +33,14 @@ class RedisTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
+  // Reconnection backoff short enough for tests that stop and restart Redis.
+  static RedisClientOptions QuickReconnect() {
+    RedisClientOptions options;
+    options.reconnect_initial = absl::Milliseconds(10);
+    options.reconnect_max = absl::Milliseconds(50);
+    return options;
+  }
+
   SystemClock clock_;
   std::unique_ptr<RedisServer> server_;
 };

@@ -54,6 +54,22 @@ std::atomic<int> g_signals{0};
 
 void OnStopSignal(int) { g_signals.fetch_add(1); }
 
+// Counts SIGINT and SIGTERM in g_signals (from zero) instead of dying, until
+// RestoreStopSignals.
+void CatchStopSignals() {
+  g_signals = 0;
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+void RestoreStopSignals() {
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
 // What the command line changes in the spec. The persistent ones are stored
 // in the journal so `resume` runs the same crawl.
 struct Overrides {
@@ -298,12 +314,7 @@ int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string
 
   // SIGINT / SIGTERM: the first stops gracefully (the journal keeps the
   // rest), the second ends the process at once.
-  g_signals = 0;
-  struct sigaction action {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  CatchStopSignals();
 
   auto crawl = BackgroundCrawl::Start(spec.plan, sinks, (*outputs)->dead_letters.get(), run);
   if (!crawl.ok()) {
@@ -343,8 +354,7 @@ int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string
         (*crawl)->Stop();
       } else {
         // The journal has everything committed; the rest is done again on resume.
-        std::signal(SIGINT, SIG_DFL);
-        std::signal(SIGTERM, SIG_DFL);
+        RestoreStopSignals();
         std::raise(SIGTERM);
       }
       signals_seen = signals;
@@ -357,8 +367,7 @@ int Run(CrawlSpec spec, const RunFlags& flags, std::vector<std::pair<std::string
   absl::StatusOr<CrawlResult> result = (*crawl)->Wait();
   metrics.reset();
   progress.Clear();
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  RestoreStopSignals();
   const absl::Status closed = (*outputs)->Close();
   if (!result.ok()) return fail(result.status(), kExitError);
   if (!closed.ok()) return fail(closed, kExitError);
@@ -602,12 +611,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
   };
   std::vector<Serving> serving;
   absl::flat_hash_set<std::string> failed;  // not joined again by this worker
-  g_signals = 0;
-  struct sigaction action {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  CatchStopSignals();
   int code = kExitDone;
   bool stopping = false;
   absl::Time next_scan = absl::InfinitePast();
@@ -618,8 +622,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
       for (Serving& s : serving) s.crawl->Stop();
     }
     if (g_signals.load() > 1) {
-      std::signal(SIGINT, SIG_DFL);
-      std::signal(SIGTERM, SIG_DFL);
+      RestoreStopSignals();
       std::raise(SIGTERM);
     }
     // Crawls that ended here.
@@ -714,8 +717,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  RestoreStopSignals();
   return code;
 }
 
