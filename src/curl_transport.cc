@@ -4,27 +4,36 @@
 //
 // How the pieces fit (compare curl's docs/examples/asiohiper.cpp):
 //  - CURLMOPT_SOCKETFUNCTION tells us which socket curl wants watched and for
-//    what (in, out, both, or removed). Each watched socket gets a SocketState
-//    holding a non-owning asio::posix::stream_descriptor: curl opens and
-//    closes every socket itself, we only borrow the descriptor for
-//    async_wait, and release() it (never close it) on CURL_POLL_REMOVE. This
-//    works for every descriptor curl watches, including ones it did not open
-//    through CURLOPT_OPENSOCKETFUNCTION (the threaded resolver's socketpair),
-//    and it cannot close a descriptor twice because it never closes one.
-//  - When a wait completes we call curl_multi_socket_action for that socket
-//    and direction, then re-arm the wait if curl still wants it. A change of
-//    interest does not cancel a pending wait: a wait that is no longer wanted
-//    is ignored when it completes (cancelling would cancel both directions).
+//    what (in, out, both, or removed). The sockets are watched by an epoll
+//    instance of the transport's own, level-triggered, and that one
+//    descriptor is what Asio watches: when it is readable, one epoll_wait
+//    collects every ready socket and each gets curl_multi_socket_action.
+//    Watching each socket through its own Asio descriptor cost four system
+//    calls a request on a keep-alive connection (register, FIONBIO, modify on
+//    every wait, deregister when curl parks the connection), more than
+//    libcurl's own work; this way a reused connection costs none.
+//  - A connection curl parks in its cache is reported as CURL_POLL_REMOVE but
+//    stays open. Sockets the transport opened itself (CURLOPT_OPENSOCKETFUNCTION)
+//    keep their registration across that: curl's next request on the same
+//    connection wants it read again, which is then free. If the server
+//    closes a parked connection, the one event it causes deregisters it.
+//    Such sockets are closed through CURLOPT_CLOSESOCKETFUNCTION, which
+//    deregisters first, so a closed descriptor is never left registered
+//    (a forked child holding a copy would otherwise keep it in the set).
+//    Sockets curl opened without us (the threaded resolver's socketpair)
+//    are deregistered at CURL_POLL_REMOVE, since their closing is not told.
+//  - Each registration carries a generation number in its epoll data, so an
+//    event collected for a socket that was closed, and its number reused,
+//    within the same batch is recognised and dropped.
 //  - CURLMOPT_TIMERFUNCTION arms one steady_timer (-1 cancels it, 0 posts a
 //    handler instead of calling curl from inside its own callback).
-//  - After every socket_action, finished transfers are collected with
-//    curl_multi_info_read and their callbacks run, outside of any curl call.
+//  - After every batch of socket actions, finished transfers are collected
+//    with curl_multi_info_read and their callbacks run, outside of any curl
+//    call.
 //
-// Every handler that can outlive the transport (waits, the timer, posts)
+// Every handler that can outlive the transport (the wait, the timer, posts)
 // holds a shared Liveness token; the destructor clears it, so a handler that
-// runs after the transport is gone does nothing. SocketState is shared with
-// its pending waits, so a wait that completes after its socket was removed
-// touches only its own (still allocated) SocketState.
+// runs after the transport is gone does nothing.
 //
 // Transfers ("calls") are pooled: a finished call keeps its easy handle,
 // which is configured once and reused; per-request options are set on every
@@ -45,6 +54,12 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -173,7 +188,11 @@ void InitCurlOnce() {
 class CurlTransport::Impl {
  public:
   Impl(asio::io_context& io, CurlTransportOptions options)
-      : io_(io), options_(std::move(options)), timer_(io), liveness_(std::make_shared<Liveness>()) {
+      : io_(io),
+        options_(std::move(options)),
+        timer_(io),
+        liveness_(std::make_shared<Liveness>()),
+        epoll_descriptor_(io) {
     liveness_->impl = this;
   }
   ~Impl();
@@ -215,22 +234,12 @@ class CurlTransport::Impl {
     char error[CURL_ERROR_SIZE] = {};
   };
 
-  // One socket curl asked us to watch.
-  struct SocketState {
-    SocketState(asio::io_context& io, curl_socket_t s) : fd(s), descriptor(io) {}
-    ~SocketState() { Close(); }
-    // Stops watching; the descriptor stays open (curl closes it).
-    void Close() {
-      removed = true;
-      if (descriptor.is_open()) descriptor.release();  // cancels pending waits
-    }
-
-    curl_socket_t fd;
-    asio::posix::stream_descriptor descriptor;
-    int want = 0;  // CURL_POLL_* bits
-    bool read_armed = false;
-    bool write_armed = false;
-    bool removed = false;
+  // One socket descriptor as the transport sees it (indexed by descriptor).
+  struct Watched {
+    int want = 0;             // CURL_POLL_IN/OUT bits curl asked for; 0 = parked or unknown
+    uint32_t registered = 0;  // EPOLLIN/EPOLLOUT bits in the epoll set; 0 = not in it
+    uint32_t generation = 0;  // of the current registration (in its epoll data)
+    bool ours = false;        // opened by OnOpenSocket: its closing is told to OnCloseSocket
   };
 
   // curl callbacks.
@@ -260,11 +269,18 @@ class CurlTransport::Impl {
     }
   }
 
-  int HandleSocket(curl_socket_t s, int what, SocketState* state);
-  void Arm(const std::shared_ptr<SocketState>& state);
-  void OnSocketReady(const std::shared_ptr<Liveness>& live,
-                     const std::shared_ptr<SocketState>& state, int direction,
-                     const boost::system::error_code& ec);
+  static curl_socket_t OnOpenSocket(void* userp, curlsocktype purpose, curl_sockaddr* address);
+  static int OnCloseSocket(void* userp, curl_socket_t s);
+
+  static uint32_t EventsFor(int want);
+  int HandleSocket(curl_socket_t s, int what);
+  Watched& WatchedFor(curl_socket_t s);
+  // Makes the epoll set watch `s` for `events` (0 = not at all). False, with
+  // errno, if epoll_ctl failed.
+  bool Register(curl_socket_t s, Watched& w, uint32_t events);
+  // Keeps one wait on the epoll descriptor while curl wants any socket.
+  void ArmWait();
+  void OnReady(const std::shared_ptr<Liveness>& live, const boost::system::error_code& ec);
   void HandleTimer(long timeout_ms);
   void OnTimeout(const std::shared_ptr<Liveness>& live);
 
@@ -291,7 +307,12 @@ class CurlTransport::Impl {
   curl_slist* default_headers_ = nullptr;
   asio::steady_timer timer_;
   std::shared_ptr<Liveness> liveness_;
-  absl::flat_hash_map<curl_socket_t, std::shared_ptr<SocketState>> sockets_;
+  int epoll_fd_ = -1;                      // owned by epoll_descriptor_ once assigned
+  asio::posix::stream_descriptor epoll_descriptor_;
+  std::vector<Watched> watched_;           // by descriptor number
+  int64_t wanted_sockets_ = 0;             // Watched entries with want != 0
+  uint32_t next_generation_ = 0;
+  bool wait_armed_ = false;
   std::vector<std::unique_ptr<Call>> calls_;  // every call, owning
   std::vector<Call*> free_calls_;
   Call* ready_head_ = nullptr;
@@ -323,6 +344,19 @@ absl::Status CurlTransport::Impl::Init() {
     curl_slist* appended = curl_slist_append(default_headers_, HeaderLine(header).c_str());
     if (appended == nullptr) return absl::ResourceExhaustedError("curl transport: out of memory");
     default_headers_ = appended;
+  }
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) {
+    return absl::InternalError(
+        absl::StrFormat("curl transport: epoll_create1 failed: %s", std::strerror(errno)));
+  }
+  boost::system::error_code ec;
+  epoll_descriptor_.assign(epoll_fd_, ec);
+  if (ec) {
+    close(epoll_fd_);
+    epoll_fd_ = -1;
+    return absl::InternalError(absl::StrFormat(
+        "curl transport: watching the epoll descriptor failed: %s", ec.message()));
   }
   multi_ = curl_multi_init();
   if (multi_ == nullptr) {
@@ -369,8 +403,11 @@ CurlTransport::Impl::~Impl() {
   liveness_->impl = nullptr;
   if (multi_ != nullptr) curl_multi_cleanup(multi_);  // may report CURL_POLL_REMOVE
   multi_ = nullptr;
-  for (auto& [fd, state] : sockets_) state->Close();
-  sockets_.clear();
+  // Sockets curl did not close (none are expected) are curl's; only the
+  // epoll instance is ours to close.
+  boost::system::error_code ignored_close;
+  epoll_descriptor_.close(ignored_close);
+  epoll_fd_ = -1;
   for (const auto& call : calls_) {
     if (call->easy != nullptr) curl_easy_cleanup(call->easy);
   }
@@ -450,6 +487,11 @@ absl::Status CurlTransport::Impl::ConfigureEasy(Call& call) {
   // resends included, so the caller can charge each one to the rate limit.
   set("PREREQFUNCTION", curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Impl::OnPrerequest));
   set("PREREQDATA", curl_easy_setopt(e, CURLOPT_PREREQDATA, &call));
+  set("OPENSOCKETFUNCTION", curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Impl::OnOpenSocket));
+  set("OPENSOCKETDATA", curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this));
+  set("CLOSESOCKETFUNCTION",
+      curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Impl::OnCloseSocket));
+  set("CLOSESOCKETDATA", curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this));
   set("PROTOCOLS_STR", curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https"));
   set("REDIR_PROTOCOLS_STR", curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
   set("FOLLOWLOCATION",
@@ -765,81 +807,154 @@ void CurlTransport::Impl::Deliver(Call& call) {
 // curl callbacks.
 
 int CurlTransport::Impl::OnSocket(CURL* /*easy*/, curl_socket_t s, int what, void* userp,
-                                  void* socketp) {
+                                  void* /*socketp*/) {
   try {
-    return static_cast<Impl*>(userp)->HandleSocket(s, what, static_cast<SocketState*>(socketp));
+    return static_cast<Impl*>(userp)->HandleSocket(s, what);
   } catch (...) {  // allocation failure; curl fails the transfers on this socket
     return -1;
   }
 }
 
-int CurlTransport::Impl::HandleSocket(curl_socket_t s, int what, SocketState* known) {
-  if (what == CURL_POLL_REMOVE) {
-    if (auto it = sockets_.find(s); it != sockets_.end()) {
-      it->second->Close();
-      sockets_.erase(it);
+curl_socket_t CurlTransport::Impl::OnOpenSocket(void* userp, curlsocktype /*purpose*/,
+                                                curl_sockaddr* address) {
+  // Close-on-exec, so a host's child processes never hold a connection open.
+  const curl_socket_t s =
+      socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  if (s == CURL_SOCKET_BAD) return s;
+  try {
+    Impl& impl = *static_cast<Impl*>(userp);
+    Watched& w = impl.WatchedFor(s);
+    if (w.registered != 0) impl.Register(s, w, 0);  // a number reused behind our back
+    w = Watched{.ours = true};
+  } catch (...) {  // allocation failure
+    close(s);
+    return CURL_SOCKET_BAD;
+  }
+  return s;
+}
+
+int CurlTransport::Impl::OnCloseSocket(void* userp, curl_socket_t s) {
+  Impl& impl = *static_cast<Impl*>(userp);
+  if (s >= 0 && static_cast<size_t>(s) < impl.watched_.size()) {
+    Watched& w = impl.watched_[s];
+    if (w.registered != 0) impl.Register(s, w, 0);
+    if (w.want != 0) --impl.wanted_sockets_;
+    w = Watched{};
+  }
+  return close(s);
+}
+
+CurlTransport::Impl::Watched& CurlTransport::Impl::WatchedFor(curl_socket_t s) {
+  if (static_cast<size_t>(s) >= watched_.size()) {
+    watched_.resize(std::max(static_cast<size_t>(s) + 1, watched_.size() * 2));
+  }
+  return watched_[s];
+}
+
+bool CurlTransport::Impl::Register(curl_socket_t s, Watched& w, uint32_t events) {
+  if (events == w.registered) return true;
+  int rc = 0;
+  if (events == 0) {
+    rc = epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+    // Gone already (closed, or never added): nothing is watched either way.
+    if (rc != 0 && (errno == ENOENT || errno == EBADF)) rc = 0;
+  } else {
+    epoll_event event{};
+    event.events = events;
+    if (w.registered == 0) w.generation = ++next_generation_;
+    event.data.u64 = (uint64_t{w.generation} << 32) | static_cast<uint32_t>(s);
+    rc = epoll_ctl(epoll_fd_, w.registered == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s, &event);
+    if (rc != 0 && w.registered == 0 && errno == EEXIST) {
+      // Registered by an earlier life of this descriptor number.
+      rc = epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, s, &event);
     }
+  }
+  if (rc != 0) return false;
+  w.registered = events;
+  return true;
+}
+
+// The epoll events that watch for what curl wants (CURL_POLL_* bits).
+uint32_t CurlTransport::Impl::EventsFor(int want) {
+  uint32_t events = 0;
+  if ((want & CURL_POLL_IN) != 0) events |= EPOLLIN;
+  if ((want & CURL_POLL_OUT) != 0) events |= EPOLLOUT;
+  return events;
+}
+
+int CurlTransport::Impl::HandleSocket(curl_socket_t s, int what) {
+  if (s < 0) return -1;
+  Watched& w = WatchedFor(s);
+  const int want = what == CURL_POLL_REMOVE ? 0 : what & CURL_POLL_INOUT;
+  if (want == 0) {
+    if (w.want != 0 && --wanted_sockets_ == 0 && wait_armed_) {
+      // Nothing left to wait for: let the io_context run out of work.
+      boost::system::error_code ignored;
+      epoll_descriptor_.cancel(ignored);
+    }
+    w.want = 0;
+    // A parked connection of ours stays registered for reading: curl's next
+    // request on it wants just that. One registered for writing (always
+    // ready), or one whose closing would not be told to us, leaves the set.
+    if (!w.ours || (w.registered & EPOLLOUT) != 0) Register(s, w, 0);
+    if (!w.ours) w = Watched{};
     return 0;
   }
-  std::shared_ptr<SocketState>* slot = nullptr;
-  if (known == nullptr) {
-    // New to curl. A leftover entry for the same descriptor number would be a
-    // socket curl closed without telling us; drop it before watching anew.
-    std::shared_ptr<SocketState>& entry = sockets_[s];
-    if (entry != nullptr) entry->Close();
-    entry = std::make_shared<SocketState>(io_, s);
-    boost::system::error_code ec;
-    entry->descriptor.assign(s, ec);
-    if (ec) {
-      entry->removed = true;
-      sockets_.erase(s);
-      return -1;
-    }
-    curl_multi_assign(multi_, s, entry.get());
-    slot = &entry;
-  } else {
-    auto it = sockets_.find(s);
-    if (it == sockets_.end() || it->second.get() != known) return 0;
-    slot = &it->second;
-  }
-  (*slot)->want = what;
-  if (!shutting_down_) Arm(*slot);
+  if (!Register(s, w, EventsFor(want))) return -1;  // curl fails the transfers on this socket
+  if (w.want == 0) ++wanted_sockets_;
+  w.want = want;
+  if (!shutting_down_) ArmWait();
   return 0;
 }
 
-void CurlTransport::Impl::Arm(const std::shared_ptr<SocketState>& state) {
-  if (state->removed) return;
-  if ((state->want & CURL_POLL_IN) != 0 && !state->read_armed) {
-    state->read_armed = true;
-    state->descriptor.async_wait(
-        asio::posix::stream_descriptor::wait_read,
-        [live = liveness_, state](const boost::system::error_code& ec) {
-          state->read_armed = false;
-          if (Impl* impl = live->impl) impl->OnSocketReady(live, state, CURL_CSELECT_IN, ec);
-        });
-  }
-  if ((state->want & CURL_POLL_OUT) != 0 && !state->write_armed) {
-    state->write_armed = true;
-    state->descriptor.async_wait(
-        asio::posix::stream_descriptor::wait_write,
-        [live = liveness_, state](const boost::system::error_code& ec) {
-          state->write_armed = false;
-          if (Impl* impl = live->impl) impl->OnSocketReady(live, state, CURL_CSELECT_OUT, ec);
-        });
-  }
+void CurlTransport::Impl::ArmWait() {
+  if (wait_armed_ || wanted_sockets_ == 0) return;
+  wait_armed_ = true;
+  epoll_descriptor_.async_wait(asio::posix::stream_descriptor::wait_read,
+                               [live = liveness_](const boost::system::error_code& ec) {
+                                 if (Impl* impl = live->impl) impl->OnReady(live, ec);
+                               });
 }
 
-void CurlTransport::Impl::OnSocketReady(const std::shared_ptr<Liveness>& live,
-                                        const std::shared_ptr<SocketState>& state, int direction,
-                                        const boost::system::error_code& ec) {
-  if (state->removed || ec == asio::error::operation_aborted) return;
-  // A wait curl no longer wants (its interest changed while we waited).
-  if (!ec && (state->want & direction) == 0) return;
-  int running = 0;
-  curl_multi_socket_action(multi_, state->fd, ec ? CURL_CSELECT_ERR : direction, &running);
-  Arm(state);  // no-op if curl removed the socket meanwhile
+void CurlTransport::Impl::OnReady(const std::shared_ptr<Liveness>& live,
+                                  const boost::system::error_code& ec) {
+  wait_armed_ = false;
+  if (ec == asio::error::operation_aborted) {
+    ArmWait();  // cancelled when curl wanted nothing; it may want something again since
+    return;
+  }
+  constexpr int kMaxEvents = 128;
+  epoll_event events[kMaxEvents];
+  const int n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
+  for (int i = 0; i < n; ++i) {
+    const auto s = static_cast<curl_socket_t>(events[i].data.u64 & 0xffffffffu);
+    const auto generation = static_cast<uint32_t>(events[i].data.u64 >> 32);
+    if (static_cast<size_t>(s) >= watched_.size()) continue;
+    Watched& w = watched_[s];
+    // Closed (and perhaps reopened) by an earlier action of this batch.
+    if (w.registered == 0 || w.generation != generation) continue;
+    if (w.want == 0) {
+      // A parked connection became readable: the server closed it, or sent
+      // something unasked. curl finds out when it next checks the
+      // connection; until then, stop hearing about it.
+      Register(s, w, 0);
+      continue;
+    }
+    // A hang-up or an error makes both directions "ready": curl's read or
+    // write then meets the end or the error itself and says which.
+    const uint32_t e = events[i].events;
+    const bool broken = (e & (EPOLLHUP | EPOLLERR)) != 0;
+    int mask = 0;
+    if ((broken || (e & EPOLLIN) != 0) && (w.want & CURL_POLL_IN) != 0) mask |= CURL_CSELECT_IN;
+    if ((broken || (e & EPOLLOUT) != 0) && (w.want & CURL_POLL_OUT) != 0) mask |= CURL_CSELECT_OUT;
+    if (mask == 0) continue;
+    int running = 0;
+    curl_multi_socket_action(multi_, s, mask, &running);
+  }
   CollectFinished();
   Drain(live);
+  if (live->impl == nullptr) return;
+  ArmWait();
 }
 
 int CurlTransport::Impl::OnTimer(CURLM* /*multi*/, long timeout_ms, void* userp) {

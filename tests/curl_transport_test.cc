@@ -5,6 +5,11 @@
 
 #include "fanout/curl_transport.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -512,6 +517,113 @@ TEST_F(CurlTransportTest, SequentialRequestsReuseOneConnection) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Fetch(*transport, Get(server_.Url("/a"))).ok());
   EXPECT_EQ(server_.connections_accepted(), 1);
   EXPECT_EQ(server_.requests_received(), 5);
+}
+
+// A server that drops an idle keep-alive connection: while the connection is
+// parked in curl's cache its descriptor stays watched, so the server's FIN
+// is an event; it must cost one event (the descriptor is then unwatched), not
+// a loop that wakes for it again and again while another request waits.
+TEST_F(CurlTransportTest, AServerClosingAParkedConnectionCostsOneEventNotABusyLoop) {
+  Reply dropped;
+  dropped.idle_close = absl::Milliseconds(20);
+  server_.Route("/dropped", dropped);
+  Reply slow;
+  slow.delay = absl::Milliseconds(400);
+  server_.Route("/slow", slow);
+  auto transport = Make();
+
+  std::optional<absl::StatusOr<Response>> slow_result;
+  transport->Send(Get(server_.Url("/slow")),
+                  [&](absl::StatusOr<Response> r) { slow_result = std::move(r); });
+  auto first = Fetch(*transport, Get(server_.Url("/dropped")));  // a second connection
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(slow_result.has_value());
+  // The server closes the parked connection 20 ms later, while /slow waits.
+  size_t handlers = 0;
+  const auto deadline = std::chrono::steady_clock::now() + kCap;
+  while (!slow_result.has_value() && std::chrono::steady_clock::now() < deadline) {
+    io_.restart();
+    handlers += io_.run_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(slow_result.has_value());
+  ASSERT_TRUE(slow_result->ok()) << slow_result->status();
+  // A few dozen at most (the 5 ms slices, curl's timers); a busy loop on the
+  // closed connection would run tens of thousands in 400 ms.
+  EXPECT_LT(handlers, 500u);
+  // The dead connection is never used again: the next request goes out on
+  // the one /slow used.
+  auto second = Fetch(*transport, Get(server_.Url("/dropped")));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(server_.connections_accepted(), 2);
+}
+
+// Every connection is closed after its response ("Connection: close"), so
+// descriptors are closed and their numbers reused all the time, some while
+// others are watched.
+TEST_F(CurlTransportTest, ConnectionsClosedAfterEveryResponseLoseNothing) {
+  server_.Route("/item", [](const ServerRequest& request) {
+    Reply reply;
+    reply.body = request.target;
+    reply.close = true;
+    return reply;
+  });
+  CurlTransportOptions options;
+  options.max_connections_per_host = 4;
+  auto transport = Make(options);
+  constexpr int kRequests = 300;
+  int done = 0, ok = 0, sent = 0;
+  std::function<void()> send_one = [&] {
+    const std::string target = absl::StrCat("/item?i=", sent++);
+    transport->Send(Get(server_.Url(target)), [&, target](absl::StatusOr<Response> r) {
+      ++done;
+      if (r.ok() && r->status == 200 && r->body == target) {
+        ++ok;
+      } else {
+        ADD_FAILURE() << target << ": " << (r.ok() ? absl::StrCat(r->status, " ", r->body) : r.status().ToString());
+      }
+      if (sent < kRequests) send_one();
+    });
+  };
+  for (int i = 0; i < 8; ++i) send_one();
+  ASSERT_TRUE(RunUntil(io_, [&] { return done == kRequests; }));
+  EXPECT_EQ(ok, kRequests);
+  EXPECT_EQ(server_.connections_accepted(), kRequests);
+}
+
+// Nothing is left waiting in the io_context once no request is in flight, so
+// a host's io_context::run() returns when its work is done.
+TEST_F(CurlTransportTest, TheLoopRunsOutOfWorkWhenNothingIsInFlight) {
+  server_.Route("/a", Reply{});
+  auto transport = Make();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Fetch(*transport, Get(server_.Url("/a"))).ok());
+  io_.restart();
+  io_.run_for(std::chrono::seconds(10));
+  EXPECT_TRUE(io_.stopped());  // ran out of work, well before the 10 s
+  EXPECT_EQ(server_.connections_accepted(), 1);  // and the connection is still reused
+  ASSERT_TRUE(Fetch(*transport, Get(server_.Url("/a"))).ok());
+  EXPECT_EQ(server_.connections_accepted(), 1);
+}
+
+// A host's child processes never inherit the transport's connections.
+TEST_F(CurlTransportTest, ConnectionsAreCloseOnExec) {
+  server_.Route("/a", Reply{});
+  auto transport = Make();
+  ASSERT_TRUE(Fetch(*transport, Get(server_.Url("/a"))).ok());  // parked, still open
+  int connections = 0;
+  for (int fd = 0; fd < 4096; ++fd) {
+    sockaddr_in peer{};
+    socklen_t length = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) continue;
+    if (peer.sin_family != AF_INET || ntohs(peer.sin_port) != server_.port()) continue;
+    sockaddr_in local{};
+    length = sizeof local;
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length), 0);
+    if (ntohs(local.sin_port) == server_.port()) continue;  // the server's own side
+    ++connections;
+    EXPECT_NE(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0) << "descriptor " << fd;
+  }
+  EXPECT_EQ(connections, 1);
 }
 
 TEST_F(CurlTransportTest, CallbacksMaySendMore) {

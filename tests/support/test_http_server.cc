@@ -154,6 +154,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void OnRead(const boost::system::error_code& ec) {
+    timer_.cancel();  // an idle close armed after the last response
     if (ec) {
       Close();
       return;
@@ -199,18 +200,25 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       response_.body() = std::move(reply.body);
     }
-    response_.keep_alive(request_.keep_alive());
+    response_.keep_alive(request_.keep_alive() && !reply.close);
     if (reply.chunked) {
       response_.chunked(true);
     } else {
       response_.prepare_payload();
     }
     http::async_write(socket_, response_,
-                      [self = shared_from_this()](const boost::system::error_code& write_ec, size_t) {
+                      [self = shared_from_this(), idle_close = reply.idle_close](
+                          const boost::system::error_code& write_ec, size_t) {
                         if (write_ec || !self->response_.keep_alive()) {
                           self->Close();
-                        } else {
-                          self->Read();
+                          return;
+                        }
+                        self->Read();
+                        if (idle_close != absl::InfiniteDuration()) {
+                          self->timer_.expires_after(absl::ToChronoNanoseconds(idle_close));
+                          self->timer_.async_wait([self](const boost::system::error_code& wait_ec) {
+                            if (!wait_ec) self->Close();
+                          });
                         }
                       });
   }

@@ -44,6 +44,10 @@ struct Reply {
   absl::Duration delay = absl::ZeroDuration();  // before acting
   bool gzip = false;     // send body gzip-encoded, with Content-Encoding: gzip
   bool chunked = false;  // chunked transfer encoding instead of Content-Length
+  bool close = false;    // respond with "Connection: close", then close
+  // After responding (keep-alive), close the connection if no next request
+  // arrives within this: a server dropping idle connections without notice.
+  absl::Duration idle_close = absl::InfiniteDuration();
 };
 
 // Encodes `data` as a gzip member (RFC 1952) with fixed-Huffman deflate, using
