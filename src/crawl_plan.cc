@@ -387,8 +387,10 @@ const char* TypeName(simdjson::ondemand::json_type type) {
 absl::Status ListingExtractor::CheckJson(const CrawlPlan& plan, size_t level, const std::string& url,
                                         const Response& response) {
   simdjson::dom::element ignored;
+  // In place when the body's buffer has room for simdjson's padding.
+  const bool copy = response.body.capacity() < response.body.size() + simdjson::SIMDJSON_PADDING;
   const simdjson::error_code error =
-      parser_->validator.parse(response.body.data(), response.body.size()).get(ignored);
+      parser_->validator.parse(response.body.data(), response.body.size(), copy).get(ignored);
   if (error == simdjson::SUCCESS) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrFormat("level \"%s\": not one valid JSON document (%s) in response of GET "
                                                     "%s (%d, %d bytes)",

@@ -90,6 +90,9 @@ constexpr int kMaxRedirectsLimit = 50;
 // Idle pooled transfers (each with an easy handle) kept after a burst; more
 // are freed when they finish.
 constexpr size_t kMaxIdleCalls = 1024;
+// Spare capacity reserved after a body of known length, so a JSON parser that
+// reads a little past the end (simdjson's padding) can parse it in place.
+constexpr size_t kBodySlack = 64;
 // URLs longer than this are shortened in error messages.
 constexpr size_t kMaxUrlInMessage = 2048;
 
@@ -299,12 +302,12 @@ class CurlTransport::Impl {
 
   asio::io_context& io_;
   const CurlTransportOptions options_;
-  std::string user_agent_;
   long connect_timeout_ms_ = 0;
   long total_timeout_ms_ = 0;
   bool http2_ = false;
   CURLM* multi_ = nullptr;
-  curl_slist* default_headers_ = nullptr;
+  Headers defaults_;                      // the User-Agent and options_.default_headers
+  curl_slist* default_headers_ = nullptr;  // defaults_ as curl takes them
   asio::steady_timer timer_;
   std::shared_ptr<Liveness> liveness_;
   int epoll_fd_ = -1;                      // owned by epoll_descriptor_ once assigned
@@ -333,14 +336,21 @@ class CurlTransport::Impl {
 
 absl::Status CurlTransport::Impl::Init() {
   InitCurlOnce();
-  user_agent_ = options_.user_agent.empty() ? std::string("fanout/" FANOUT_VERSION)
-                                            : options_.user_agent;
+  const std::string user_agent = options_.user_agent.empty() ? std::string("fanout/" FANOUT_VERSION)
+                                                             : options_.user_agent;
   connect_timeout_ms_ = CurlMilliseconds(options_.connect_timeout);
   total_timeout_ms_ = CurlMilliseconds(options_.total_timeout);
   const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
   http2_ = options_.http2 && info != nullptr && (info->features & CURL_VERSION_HTTP2) != 0;
 
-  for (const auto& header : options_.default_headers) {
+  // The User-Agent goes with the default headers, unless they name their
+  // own: a header line costs libcurl less than CURLOPT_USERAGENT, which it
+  // formats anew for every request.
+  if (!FindHeader(options_.default_headers, "User-Agent").has_value()) {
+    defaults_.emplace_back("User-Agent", user_agent);
+  }
+  defaults_.insert(defaults_.end(), options_.default_headers.begin(), options_.default_headers.end());
+  for (const auto& header : defaults_) {
     curl_slist* appended = curl_slist_append(default_headers_, HeaderLine(header).c_str());
     if (appended == nullptr) return absl::ResourceExhaustedError("curl transport: out of memory");
     default_headers_ = appended;
@@ -510,7 +520,6 @@ absl::Status CurlTransport::Impl::ConfigureEasy(Call& call) {
     set("ACCEPT_ENCODING",
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, options_.accept_encoding.c_str()));
   }
-  set("USERAGENT", curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent_.c_str()));
   if (rc != CURLE_OK) {
     return absl::InternalError(absl::StrFormat("curl transport: setting CURLOPT_%s failed: %s",
                                                failed, curl_easy_strerror(rc)));
@@ -553,7 +562,7 @@ absl::Status CurlTransport::Impl::Prepare(Call& call) {
       return true;
     };
     bool ok = true;
-    for (const auto& header : options_.default_headers) {
+    for (const auto& header : defaults_) {
       if (!FindHeader(r.headers, header.first).has_value()) ok = ok && append(header);
     }
     for (const auto& header : r.headers) ok = ok && append(header);
@@ -1022,7 +1031,9 @@ size_t CurlTransport::Impl::OnBody(char* data, size_t /*size is always 1*/, size
       call.abort = Abort::kRawTooLarge;
       return 0;
     }
-    if (length > 0 && !Guard(call, [&] { body.reserve(static_cast<size_t>(length)); })) return 0;
+    if (length > 0 && !Guard(call, [&] { body.reserve(static_cast<size_t>(length) + kBodySlack); })) {
+      return 0;
+    }
   }
   if (static_cast<int64_t>(body.size() + count) > cap) {
     call.abort = Abort::kDecodedTooLarge;

@@ -229,6 +229,21 @@ TEST_F(CurlTransportTest, SendsDefaultHeadersReplacedByPerRequestOnes) {
   EXPECT_EQ(FindHeader(second.headers, "User-Agent"), "crawler/2");
   EXPECT_EQ(FindHeader(second.headers, "X-Default"), "d");
   EXPECT_EQ(FindHeader(second.headers, "Accept-Encoding"), std::nullopt);
+
+  // A User-Agent among the default headers, or a request's, replaces the
+  // configured one: one User-Agent is sent, never two.
+  CurlTransportOptions named;
+  named.default_headers = {{"user-agent", "from-defaults/1"}};
+  auto third = Make(named);
+  ASSERT_TRUE(Fetch(*third, Get(server_.Url("/h"))).ok());
+  Request own = Get(server_.Url("/h"));
+  own.headers = {{"User-Agent", "from-request/1"}};
+  ASSERT_TRUE(Fetch(*transport, own).ok());
+  ASSERT_EQ(server_.requests().size(), 4u);
+  EXPECT_EQ(FindHeader(server_.requests()[2].headers, "User-Agent"), "from-defaults/1");
+  EXPECT_EQ(CountHeader(server_.requests()[2].headers, "User-Agent"), 1);
+  EXPECT_EQ(FindHeader(server_.requests()[3].headers, "User-Agent"), "from-request/1");
+  EXPECT_EQ(CountHeader(server_.requests()[3].headers, "User-Agent"), 1);
 }
 
 TEST_F(CurlTransportTest, ConnectionRefusedIsUnavailable) {
