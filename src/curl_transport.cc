@@ -46,6 +46,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -179,6 +180,16 @@ std::string HeaderLine(const std::pair<std::string, std::string>& h) {
   return line;
 }
 
+// Whether libcurl would take a proxy from the environment (the variables it
+// reads; HTTP_PROXY in capitals is not one of them, by design).
+bool ProxyInEnvironment() {
+  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && value[0] != '\0') return true;
+  }
+  return false;
+}
+
 // Runs curl_global_init once per process (libcurl requires it before any other
 // call; its lazy fallback in curl_easy_init is not thread-safe).
 void InitCurlOnce() {
@@ -305,6 +316,7 @@ class CurlTransport::Impl {
   long connect_timeout_ms_ = 0;
   long total_timeout_ms_ = 0;
   bool http2_ = false;
+  bool proxy_from_environment_ = false;
   CURLM* multi_ = nullptr;
   Headers defaults_;                      // the User-Agent and options_.default_headers
   curl_slist* default_headers_ = nullptr;  // defaults_ as curl takes them
@@ -342,6 +354,7 @@ absl::Status CurlTransport::Impl::Init() {
   total_timeout_ms_ = CurlMilliseconds(options_.total_timeout);
   const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
   http2_ = options_.http2 && info != nullptr && (info->features & CURL_VERSION_HTTP2) != 0;
+  proxy_from_environment_ = ProxyInEnvironment();
 
   // The User-Agent goes with the default headers, unless they name their
   // own: a header line costs libcurl less than CURLOPT_USERAGENT, which it
@@ -512,6 +525,12 @@ absl::Status CurlTransport::Impl::ConfigureEasy(Call& call) {
   set("SSL_VERIFYHOST", curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L));
   if (!options_.ca_file.empty()) {
     set("CAINFO", curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str()));
+  }
+  if (!proxy_from_environment_) {
+    // No proxy is configured: say so, or libcurl looks for one in the
+    // environment again for every request.
+    set("PROXY", curl_easy_setopt(e, CURLOPT_PROXY, ""));
+    set("NOPROXY", curl_easy_setopt(e, CURLOPT_NOPROXY, ""));
   }
   set("HTTP_VERSION",
       curl_easy_setopt(e, CURLOPT_HTTP_VERSION,

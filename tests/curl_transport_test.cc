@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <cstdint>
 #include <memory>
@@ -639,6 +640,27 @@ TEST_F(CurlTransportTest, ConnectionsAreCloseOnExec) {
     EXPECT_NE(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0) << "descriptor " << fd;
   }
   EXPECT_EQ(connections, 1);
+}
+
+// A proxy in the environment is used, as libcurl reads it; a transport
+// created while none was set goes straight to the host.
+TEST_F(CurlTransportTest, UsesAProxyFromTheEnvironment) {
+  server_.Route("/direct", Reply{});
+  Reply proxied;
+  proxied.body = "via proxy";
+  server_.Route("http://upstream.invalid/x", proxied);  // an absolute-form target
+  auto direct = Make();
+  ASSERT_EQ(setenv("http_proxy", server_.Url("").c_str(), 1), 0);
+  auto via_proxy = Make();
+  auto response = Fetch(*via_proxy, Get("http://upstream.invalid/x"));
+  auto straight = Fetch(*direct, Get(server_.Url("/direct")));
+  ASSERT_EQ(unsetenv("http_proxy"), 0);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body, "via proxy");
+  ASSERT_TRUE(straight.ok()) << straight.status();
+  ASSERT_EQ(server_.requests().size(), 2u);
+  EXPECT_EQ(server_.requests()[0].target, "http://upstream.invalid/x");
+  EXPECT_EQ(server_.requests()[1].target, "/direct");
 }
 
 TEST_F(CurlTransportTest, CallbacksMaySendMore) {
