@@ -895,6 +895,10 @@ bool CurlTransport::Impl::Register(curl_socket_t s, Watched& w, uint32_t events)
     if (rc != 0 && w.registered == 0 && errno == EEXIST) {
       // Registered by an earlier life of this descriptor number.
       rc = epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, s, &event);
+    } else if (rc != 0 && w.registered != 0 && errno == ENOENT) {
+      // The descriptor we registered was closed without a word (the kernel
+      // dropped it from the set) and its number is in use again.
+      rc = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, s, &event);
     }
   }
   if (rc != 0) return false;
