@@ -294,6 +294,8 @@ class CurlTransport::Impl {
   bool Register(curl_socket_t s, Watched& w, uint32_t events);
   // Keeps one wait on the epoll descriptor while curl wants any socket.
   void ArmWait();
+  // Curl no longer wants `w` watched; the last such cancels the wait.
+  void Unwant(Watched& w);
   void OnReady(const std::shared_ptr<Liveness>& live, const boost::system::error_code& ec);
   void HandleTimer(long timeout_ms);
   void OnTimeout(const std::shared_ptr<Liveness>& live);
@@ -866,7 +868,7 @@ int CurlTransport::Impl::OnCloseSocket(void* userp, curl_socket_t s) {
   if (s >= 0 && static_cast<size_t>(s) < impl.watched_.size()) {
     Watched& w = impl.watched_[s];
     if (w.registered != 0) impl.Register(s, w, 0);
-    if (w.want != 0) --impl.wanted_sockets_;
+    impl.Unwant(w);
     w = Watched{};
   }
   return close(s);
@@ -919,12 +921,7 @@ int CurlTransport::Impl::HandleSocket(curl_socket_t s, int what) {
   Watched& w = WatchedFor(s);
   const int want = what == CURL_POLL_REMOVE ? 0 : what & CURL_POLL_INOUT;
   if (want == 0) {
-    if (w.want != 0 && --wanted_sockets_ == 0 && wait_armed_) {
-      // Nothing left to wait for: let the io_context run out of work.
-      boost::system::error_code ignored;
-      epoll_descriptor_.cancel(ignored);
-    }
-    w.want = 0;
+    Unwant(w);
     // A parked connection of ours stays registered for reading: curl's next
     // request on it wants just that. One registered for writing (always
     // ready), or one whose closing would not be told to us, leaves the set.
@@ -937,6 +934,16 @@ int CurlTransport::Impl::HandleSocket(curl_socket_t s, int what) {
   w.want = want;
   if (!shutting_down_) ArmWait();
   return 0;
+}
+
+void CurlTransport::Impl::Unwant(Watched& w) {
+  if (w.want == 0) return;
+  w.want = 0;
+  if (--wanted_sockets_ == 0 && wait_armed_) {
+    // Nothing left to wait for: let the io_context run out of work.
+    boost::system::error_code ignored;
+    epoll_descriptor_.cancel(ignored);
+  }
 }
 
 void CurlTransport::Impl::ArmWait() {
