@@ -322,8 +322,7 @@ class CurlTransport::Impl {
   curl_slist* default_headers_ = nullptr;  // defaults_ as curl takes them
   asio::steady_timer timer_;
   std::shared_ptr<Liveness> liveness_;
-  int epoll_fd_ = -1;                      // owned by epoll_descriptor_ once assigned
-  asio::posix::stream_descriptor epoll_descriptor_;
+  asio::posix::stream_descriptor epoll_descriptor_;  // owns the epoll instance
   std::vector<Watched> watched_;           // by descriptor number
   int64_t wanted_sockets_ = 0;             // Watched entries with want != 0
   uint32_t next_generation_ = 0;
@@ -368,16 +367,15 @@ absl::Status CurlTransport::Impl::Init() {
     if (appended == nullptr) return absl::ResourceExhaustedError("curl transport: out of memory");
     default_headers_ = appended;
   }
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) {
+  const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd < 0) {
     return absl::InternalError(
         absl::StrFormat("curl transport: epoll_create1 failed: %s", std::strerror(errno)));
   }
   boost::system::error_code ec;
-  epoll_descriptor_.assign(epoll_fd_, ec);
+  epoll_descriptor_.assign(epoll_fd, ec);
   if (ec) {
-    close(epoll_fd_);
-    epoll_fd_ = -1;
+    close(epoll_fd);
     return absl::InternalError(absl::StrFormat(
         "curl transport: watching the epoll descriptor failed: %s", ec.message()));
   }
@@ -430,7 +428,6 @@ CurlTransport::Impl::~Impl() {
   // epoll instance is ours to close.
   boost::system::error_code ignored_close;
   epoll_descriptor_.close(ignored_close);
-  epoll_fd_ = -1;
   for (const auto& call : calls_) {
     if (call->easy != nullptr) curl_easy_cleanup(call->easy);
   }
@@ -881,9 +878,10 @@ CurlTransport::Impl::Watched& CurlTransport::Impl::WatchedFor(curl_socket_t s) {
 
 bool CurlTransport::Impl::Register(curl_socket_t s, Watched& w, uint32_t events) {
   if (events == w.registered) return true;
+  const int epoll = epoll_descriptor_.native_handle();
   int rc = 0;
   if (events == 0) {
-    rc = epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+    rc = epoll_ctl(epoll, EPOLL_CTL_DEL, s, nullptr);
     // Gone already (closed, or never added): nothing is watched either way.
     if (rc != 0 && (errno == ENOENT || errno == EBADF)) rc = 0;
   } else {
@@ -891,14 +889,14 @@ bool CurlTransport::Impl::Register(curl_socket_t s, Watched& w, uint32_t events)
     event.events = events;
     if (w.registered == 0) w.generation = ++next_generation_;
     event.data.u64 = (uint64_t{w.generation} << 32) | static_cast<uint32_t>(s);
-    rc = epoll_ctl(epoll_fd_, w.registered == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s, &event);
+    rc = epoll_ctl(epoll, w.registered == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s, &event);
     if (rc != 0 && w.registered == 0 && errno == EEXIST) {
       // Registered by an earlier life of this descriptor number.
-      rc = epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, s, &event);
+      rc = epoll_ctl(epoll, EPOLL_CTL_MOD, s, &event);
     } else if (rc != 0 && w.registered != 0 && errno == ENOENT) {
       // The descriptor we registered was closed without a word (the kernel
       // dropped it from the set) and its number is in use again.
-      rc = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, s, &event);
+      rc = epoll_ctl(epoll, EPOLL_CTL_ADD, s, &event);
     }
   }
   if (rc != 0) return false;
@@ -962,7 +960,7 @@ void CurlTransport::Impl::OnReady(const std::shared_ptr<Liveness>& live,
   }
   constexpr int kMaxEvents = 128;
   epoll_event events[kMaxEvents];
-  const int n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
+  const int n = epoll_wait(epoll_descriptor_.native_handle(), events, kMaxEvents, 0);
   for (int i = 0; i < n; ++i) {
     const auto s = static_cast<curl_socket_t>(events[i].data.u64 & 0xffffffffu);
     const auto generation = static_cast<uint32_t>(events[i].data.u64 >> 32);

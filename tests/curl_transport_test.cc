@@ -49,13 +49,15 @@ using ::testing::StartsWith;
 
 constexpr auto kCap = std::chrono::seconds(30);  // no test should get near this
 
-// Runs `io` until `done()` or kCap; returns done().
+// Runs `io` until `done()` or kCap; returns done(). Adds the number of
+// handlers run to `*handlers` if given.
 template <typename Pred>
-bool RunUntil(asio::io_context& io, Pred done) {
+bool RunUntil(asio::io_context& io, Pred done, size_t* handlers = nullptr) {
   const auto deadline = std::chrono::steady_clock::now() + kCap;
   while (!done() && std::chrono::steady_clock::now() < deadline) {
     io.restart();
-    io.run_for(std::chrono::milliseconds(5));
+    const size_t ran = io.run_for(std::chrono::milliseconds(5));
+    if (handlers != nullptr) *handlers += ran;
   }
   return done();
 }
@@ -556,12 +558,7 @@ TEST_F(CurlTransportTest, AServerClosingAParkedConnectionCostsOneEventNotABusyLo
   ASSERT_FALSE(slow_result.has_value());
   // The server closes the parked connection 20 ms later, while /slow waits.
   size_t handlers = 0;
-  const auto deadline = std::chrono::steady_clock::now() + kCap;
-  while (!slow_result.has_value() && std::chrono::steady_clock::now() < deadline) {
-    io_.restart();
-    handlers += io_.run_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(slow_result.has_value());
+  ASSERT_TRUE(RunUntil(io_, [&] { return slow_result.has_value(); }, &handlers));
   ASSERT_TRUE(slow_result->ok()) << slow_result->status();
   // A few dozen at most (the 5 ms slices, curl's timers); a busy loop on the
   // closed connection would run tens of thousands in 400 ms.
@@ -596,7 +593,8 @@ TEST_F(CurlTransportTest, ConnectionsClosedAfterEveryResponseLoseNothing) {
       if (r.ok() && r->status == 200 && r->body == target) {
         ++ok;
       } else {
-        ADD_FAILURE() << target << ": " << (r.ok() ? absl::StrCat(r->status, " ", r->body) : r.status().ToString());
+        ADD_FAILURE() << target << ": "
+                      << (r.ok() ? absl::StrCat(r->status, " ", r->body) : r.status().ToString());
       }
       if (sent < kRequests) send_one();
     });
